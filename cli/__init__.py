@@ -1,0 +1,1 @@
+"""The click commands of landscape (installed as ``landscape_cli``)."""

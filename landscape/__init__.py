@@ -1,0 +1,3 @@
+"""landscape: measure the geometry of a PyTorch checkpoint's loss."""
+
+__version__ = "0.1.0"
