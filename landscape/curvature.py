@@ -1,0 +1,161 @@
+"""Curvature operators of a Problem: V (k, P) -> C V (k, P), summed exactly over the data set.
+
+C = Σ_b (n_b/N) C_b with C_b one of
+- ``hessian``: ∇²L_b, forward-over-reverse (``jvp`` of ``grad``; Pearlmutter 1994), falling back
+  to reverse-over-reverse where an op has no forward-mode rule;
+- ``ggn``: Jᵀ H_z J with J = ∂z/∂θ and H_z = ∇_z² L_b (Schraudolph 2002);
+- ``fisher``: Jᵀ (1/n Σ_i s_i s_iᵀ) J with s_i = ∇_z ℓ(z_i, ŷ_i), ŷ_i drawn from the model's
+  predictive (Monte-Carlo Fisher; its expectation is the GGN for cross-entropy and mse);
+- ``ef``: the empirical Fisher, the same with the true targets (Kunstner et al. 2019).
+Probe blocks run through ``torch.func.vmap`` in chunks; every call adds k to ``matvecs``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+from torch.func import grad, jvp, vjp, vmap
+
+from .errors import InputError
+from .problem import Problem
+
+CURVATURES = ("hessian", "ggn", "fisher", "ef")
+
+
+def _math_attention() -> contextlib.AbstractContextManager:
+    """Force the math attention kernel, the only one with forward-mode and double backward."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
+    except ImportError:  # torch < 2.3
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False)
+
+
+class CurvatureOperator:
+    """A symmetric curvature matrix of ``problem`` at its θ, applied to blocks of vectors."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        kind: str = "hessian",
+        chunk: int | None = None,
+        seed: int = 0,
+        mc_samples: int = 1,
+    ) -> None:
+        if kind not in CURVATURES:
+            raise InputError(f"unknown curvature {kind!r}: use one of {', '.join(CURVATURES)}")
+        if kind in ("fisher", "ef") and problem.loss_name not in ("cross-entropy", "mse"):
+            raise InputError(f"--curvature {kind} needs loss cross-entropy or mse")
+        self.problem = problem
+        self.kind = kind
+        self.chunk = chunk
+        self.seed = seed
+        self.mc_samples = mc_samples
+        self.size = problem.size
+        self.dtype = problem.dtype
+        self.device = problem.device
+        self.matvecs = 0
+        self.reverse_over_reverse = False
+        self._theta = problem.theta
+
+    # -- per-batch products ----------------------------------------------------------------
+    def _hvp(self, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
+        g = grad(lambda th: self.problem.batch_loss(th, x, y))
+        theta = self._theta
+        if self.reverse_over_reverse:
+            def hvp(v: Tensor) -> Tensor:
+                return grad(lambda th: torch.dot(g(th), v))(theta)
+            return hvp
+        return lambda v: jvp(g, (theta,), (v,))[1]
+
+    def _output_curvature(self, z: Tensor, y: Tensor, b: int) -> Callable[[Tensor], Tensor]:
+        """u -> M u on the output space, M the batch's output-space curvature (see module doc)."""
+        loss_fn = self.problem.loss_fn
+        if self.kind == "ggn":
+            gz = grad(lambda zz: loss_fn(zz, y))
+            return lambda u: jvp(gz, (z,), (u,))[1]
+        n = z.shape[0]
+        targets = [y] if self.kind == "ef" else self._sample_targets(z, b)
+        # per-sample output gradients s_i = ∇_z ℓ_i: the gradient of n · (batch mean loss)
+        scores = [grad(lambda zz, t=t: loss_fn(zz, t) * n)(z) for t in targets]
+
+        def apply(u: Tensor) -> Tensor:
+            out = torch.zeros_like(u)
+            for s in scores:
+                inner = (s * u).reshape(n, -1).sum(1)
+                out = out + s * inner.reshape((n,) + (1,) * (u.dim() - 1))
+            return out / (n * len(scores))
+
+        return apply
+
+    def _sample_targets(self, z: Tensor, b: int) -> list[Tensor]:
+        gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + b)
+        z = z.detach()
+        out = []
+        for _ in range(self.mc_samples):
+            if self.problem.loss_name == "cross-entropy":
+                p = torch.softmax(z.double(), -1).reshape(-1, z.shape[-1]).cpu()
+                t = torch.multinomial(p, 1, generator=gen).reshape(z.shape[:-1])
+            else:  # mse = ||z - y||² / D: a Gaussian with variance D/2 per element
+                scale = (z[0].numel() / 2) ** 0.5
+                t = z.cpu() + scale * torch.randn(z.shape, generator=gen, dtype=z.dtype)
+            out.append(t.to(z.device))
+        return out
+
+    def _gnvp(self, x: Tensor, y: Tensor, b: int) -> Callable[[Tensor], Tensor]:
+        f = lambda th: self.problem.forward(th, x)  # noqa: E731
+        z, pullback = vjp(f, self._theta)
+        m = self._output_curvature(z.detach(), y, b)
+
+        def gvp(v: Tensor) -> Tensor:
+            jv = jvp(f, (self._theta,), (v,))[1]
+            return pullback(m(jv))[0]
+
+        return gvp
+
+    # -- the whole data set -----------------------------------------------------------------
+    def _apply(self, V: Tensor) -> Tensor:
+        out = torch.zeros_like(V)
+        for b, (w, xb, yb) in enumerate(self.problem.iter_batches()):
+            single = self._hvp(xb, yb) if self.kind == "hessian" else self._gnvp(xb, yb, b)
+            out.add_(vmap(single, chunk_size=self.chunk)(V), alpha=w)
+        return out
+
+    def __call__(self, V: Tensor) -> Tensor:
+        """C V for a block V of shape (k, P) (or one vector of shape (P,))."""
+        single = V.dim() == 1
+        V = V.reshape(1, -1) if single else V
+        if V.shape[1] != self.size:
+            raise ValueError(f"vectors of length {V.shape[1]} for an operator of size {self.size}")
+        V = V.to(device=self.device, dtype=self.dtype)
+        with contextlib.ExitStack() as stack:
+            if self.reverse_over_reverse:
+                stack.enter_context(_math_attention())
+            try:
+                out = self._apply(V)
+            except (NotImplementedError, RuntimeError) as e:
+                if self.reverse_over_reverse or not _is_missing_rule(e):
+                    raise
+                self.reverse_over_reverse = True
+                stack.enter_context(_math_attention())
+                out = self._apply(V)
+        self.matvecs += V.shape[0]
+        return out[0] if single else out
+
+
+def _is_missing_rule(e: Exception) -> bool:
+    """True for errors that mean an op lacks a forward-mode or double-backward rule."""
+    text = str(e).lower()
+    keys = ("forward ad", "forward-mode", "not implemented", "jvp", "derivative for", "double")
+    return isinstance(e, NotImplementedError) or any(k in text for k in keys)
+
+
+def make_operator(
+    problem: Problem, curvature: str = "hessian", chunk: int | None = None, seed: int = 0
+) -> CurvatureOperator:
+    """The ``curvature`` operator of ``problem`` at its current θ."""
+    return CurvatureOperator(problem, curvature, chunk=chunk, seed=seed)

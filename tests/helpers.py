@@ -1,0 +1,32 @@
+"""Small models with exact float64 curvature, shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from landscape.problem import Problem
+
+
+def tanh_mlp(d_in: int = 5, hidden: int = 6, d_out: int = 3, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out)).double()
+
+
+def blobs(n: int = 100, d_in: int = 5, classes: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = torch.randn(n, d_in, generator=g, dtype=torch.float64) + y[:, None].double()
+    return x, y
+
+
+def small_problem(batch_size: int = 64, n: int = 100, seed: int = 0, **kw) -> Problem:
+    x, y = blobs(n=n, seed=seed)
+    return Problem(tanh_mlp(seed=seed), x, y, batch_size=batch_size, dtype=torch.float64, **kw)
+
+
+def exact_hessian(problem: Problem) -> torch.Tensor:
+    """∇²L(θ) of the whole-data-set mean loss, from torch.func.hessian on one batch of all data."""
+    x = torch.cat([xb for xb, _ in problem.batches])
+    y = torch.cat([yb for _, yb in problem.batches])
+    return torch.func.hessian(lambda th: problem.batch_loss(th, x, y))(problem.theta)

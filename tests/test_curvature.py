@@ -1,0 +1,88 @@
+"""Curvature operators against exact float64 matrices."""
+
+import torch
+from helpers import exact_hessian, small_problem
+
+from landscape.curvature import make_operator
+
+
+def _all_data(p):
+    x = torch.cat([xb for xb, _ in p.batches])
+    y = torch.cat([yb for _, yb in p.batches])
+    return x, y
+
+
+def _jacobian_and_output_hessian(p):
+    x, y = _all_data(p)
+    J = torch.func.jacrev(lambda th: p.forward(th, x))(p.theta)  # (N, C, P)
+    z = p.forward(p.theta, x)
+    Hz = torch.func.hessian(lambda zz: p.loss_fn(zz, y))(z)  # (N, C, N, C)
+    return J, z, Hz
+
+
+def test_hessian_matches_exact_on_uneven_batches():
+    p = small_problem(batch_size=64)
+    H = exact_hessian(p)
+    op = make_operator(p, "hessian")
+    V = torch.randn(7, p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(op(V), V @ H, atol=1e-13, rtol=1e-10)
+    assert op.matvecs == 7
+    assert torch.allclose(op(V[0]), H @ V[0], atol=1e-13)
+    assert op.matvecs == 8
+
+
+def test_ggn_equals_jt_hz_j():
+    p = small_problem(batch_size=64)
+    J, z, Hz = _jacobian_and_output_hessian(p)
+    N, C, P = J.shape
+    G = J.reshape(N * C, P).T @ Hz.reshape(N * C, N * C) @ J.reshape(N * C, P)
+    op = make_operator(p, "ggn")
+    V = torch.randn(5, P, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    assert torch.allclose(op(V), V @ G, atol=1e-13, rtol=1e-10)
+
+
+def test_empirical_fisher_equals_mean_outer_product_of_sample_gradients():
+    p = small_problem(batch_size=64)
+    x, y = _all_data(p)
+
+    def sample_loss(th, xi, yi):
+        return p.batch_loss(th, xi[None], yi[None])
+
+    G = torch.func.vmap(torch.func.grad(sample_loss), in_dims=(None, 0, 0))(p.theta, x, y)
+    F = G.T @ G / len(x)
+    op = make_operator(p, "ef")
+    V = torch.randn(3, p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(op(V), V @ F, atol=1e-13, rtol=1e-10)
+
+
+def test_monte_carlo_fisher_expectation_is_ggn():
+    p = small_problem(batch_size=64)
+    v = torch.randn(p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    ggn = make_operator(p, "ggn")(v)
+    draws = torch.stack([make_operator(p, "fisher", seed=s)(v) for s in range(300)])
+    mean = draws.mean(0)
+    stderr = draws.std(0) / draws.shape[0] ** 0.5
+    z = (mean - ggn).abs() / (stderr + 1e-300)
+    # a statistical bound: every coordinate within 5 standard errors of the exact GGN product
+    assert z.max() < 5.0, z.max()
+    # and the Fisher is not secretly the GGN (single draws do differ)
+    assert (draws[0] - ggn).norm() > 1e-3 * ggn.norm()
+
+
+def test_fisher_is_seeded():
+    p = small_problem()
+    v = torch.ones(p.size, dtype=torch.float64)
+    a = make_operator(p, "fisher", seed=7)(v)
+    b = make_operator(p, "fisher", seed=7)(v)
+    assert torch.equal(a, b)
+
+
+def test_restricted_operator_is_the_diagonal_block():
+    p = small_problem()
+    H = exact_hessian(p)
+    blocks = p.blocks()
+    b = blocks[1]
+    sub = p.restrict(b.names)
+    op = make_operator(sub, "hessian")
+    V = torch.randn(2, b.size, dtype=torch.float64)
+    assert torch.allclose(op(V), V @ H[b.start : b.stop, b.start : b.stop], atol=1e-13)
