@@ -1,0 +1,222 @@
+"""Load a data set from a spec: a built-in synthetic set, a file, or a factory.
+
+Built-ins (deterministic from ``seed``): ``gmm``, ``regression``, ``tokens``, ``images``.
+Files: ``.npz`` with ``x``/``y``; ``.pt`` dict ``{x, y}`` or tuple ``(x, y)``; ``.h5``/``.hdf5``
+with datasets ``x``/``y``. Factories (``pkg.module:f`` or ``file.py:f``) may return a torch
+Dataset, a DataLoader or ``(x, y)``; everything is materialised into two stacked tensors.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from landscape.errors import InputError
+from landscape.loading.imports import import_object, is_object_spec, one_line, resolve_path
+
+FILE_SUFFIXES = (".npz", ".pt", ".pth", ".h5", ".hdf5")
+
+
+@dataclass
+class DataSet:
+    """Inputs ``x`` and targets ``y`` (same length along dim 0); integer ``y`` is classification."""
+
+    x: Tensor
+    y: Tensor
+    name: str
+    task: str  # 'classification' or 'regression'
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def _gmm(g: torch.Generator, n: int = 512, dim: int = 16, classes: int = 4,
+         spread: float = 2.0) -> tuple[Tensor, Tensor]:
+    means = torch.randn(classes, dim, generator=g) * spread
+    y = torch.randint(0, classes, (n,), generator=g)
+    return means[y] + torch.randn(n, dim, generator=g), y
+
+
+def _regression(g: torch.Generator, n: int = 512, dim: int = 16, out: int = 1,
+                noise: float = 0.1) -> tuple[Tensor, Tensor]:
+    x = torch.randn(n, dim, generator=g)
+    w = torch.randn(dim, out, generator=g) / dim**0.5
+    y = x @ w + 0.5 * torch.sin(x[:, :1] * 2.0) + noise * torch.randn(n, out, generator=g)
+    return x, y
+
+
+def _tokens(g: torch.Generator, n: int = 128, seq_len: int = 32, vocab: int = 64
+            ) -> tuple[Tensor, Tensor]:
+    # A random sparse Markov chain, so next-token prediction has something to learn.
+    logits = torch.randn(vocab, vocab, generator=g) * 3.0
+    probs = torch.softmax(logits, dim=1)
+    seq = torch.empty(n, seq_len + 1, dtype=torch.long)
+    seq[:, 0] = torch.randint(0, vocab, (n,), generator=g)
+    for t in range(seq_len):
+        seq[:, t + 1] = torch.multinomial(probs[seq[:, t]], 1, generator=g).squeeze(1)
+    return seq[:, :-1].clone(), seq[:, 1:].clone()
+
+
+def _images(g: torch.Generator, n: int = 512, classes: int = 10, channels: int = 3,
+            size: int = 32, noise: float = 0.5) -> tuple[Tensor, Tensor]:
+    coarse = torch.randn(classes, channels, 4, 4, generator=g)
+    templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear",
+                                                align_corners=False)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return templates[y] + noise * torch.randn(n, channels, size, size, generator=g), y
+
+
+BUILTIN: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
+    "gmm": _gmm, "regression": _regression, "tokens": _tokens, "images": _images,
+}
+
+
+def _builtin(name: str, kwargs: dict[str, Any], seed: int) -> tuple[Tensor, Tensor]:
+    maker = BUILTIN[name]
+    allowed = [p for p in inspect.signature(maker).parameters if p != "g"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise InputError(f"data set {name!r} has no option(s) {unknown}; options: {allowed}")
+    g = torch.Generator().manual_seed(int(seed))
+    try:
+        return maker(g, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise InputError(f"data set {name!r} with {kwargs}: {one_line(exc)}") from exc
+
+
+def _read_file(path: str) -> tuple[Any, Any]:
+    suffix = os.path.splitext(path)[1].lower()
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                found = {k: f[k] for k in ("x", "y") if k in f.files}
+                keys = list(f.files)
+        elif suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                found = {k: f[k][()] for k in ("x", "y") if k in f}
+                keys = list(f.keys())
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, (tuple, list)) and len(obj) == 2:
+                return obj[0], obj[1]
+            if not isinstance(obj, dict):
+                raise InputError(f"data file {path}: expected a dict {{x, y}} or a tuple (x, y), "
+                                 f"got {type(obj).__name__}")
+            found, keys = {k: obj[k] for k in ("x", "y") if k in obj}, list(map(str, obj))
+    except InputError:
+        raise
+    except Exception as exc:  # numpy, h5py and torch raise many types for bad files
+        raise InputError(f"cannot read data file {path}: {one_line(exc)}") from exc
+    missing = [k for k in ("x", "y") if k not in found]
+    if missing:
+        raise InputError(f"data file {path} lacks {' and '.join(repr(k) for k in missing)} "
+                         f"(it has: {', '.join(keys) or 'nothing'})")
+    return found["x"], found["y"]
+
+
+def _as_tensor(value: Any, what: str) -> Tensor:
+    if isinstance(value, Tensor):
+        t = value.detach().cpu()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(value))
+        except Exception as exc:
+            raise InputError(f"{what} cannot be turned into a tensor: {one_line(exc)}") from exc
+    if t.dtype == torch.bool:
+        return t.to(torch.float32)
+    if t.is_floating_point():
+        return t.to(torch.float32)
+    return t.to(torch.long) if not t.is_complex() else t
+
+
+def _pair(item: Any, what: str) -> tuple[Any, Any]:
+    if isinstance(item, dict) and "x" in item and "y" in item:
+        return item["x"], item["y"]
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        return item[0], item[1]
+    raise InputError(f"{what} yields {type(item).__name__}; expected (x, y) pairs")
+
+
+def _materialise(obj: Any, spec: str, limit: int | None) -> tuple[Any, Any]:
+    """Stack what a factory returned into (x, y)."""
+    if isinstance(obj, (tuple, list)) and len(obj) == 2 and not isinstance(obj[0], tuple):
+        return obj[0], obj[1]
+    if isinstance(obj, torch.utils.data.DataLoader):
+        xs, ys, seen = [], [], 0
+        for batch in obj:
+            bx, by = _pair(batch, f"data loader {spec!r}")
+            xs.append(torch.as_tensor(bx))
+            ys.append(torch.as_tensor(by))
+            seen += len(xs[-1])
+            if limit is not None and seen >= limit:
+                break
+        if not xs:
+            raise InputError(f"data set {spec!r} is empty (0 samples)")
+        return torch.cat(xs), torch.cat(ys)
+    if hasattr(obj, "__getitem__") and hasattr(obj, "__len__") or hasattr(obj, "__iter__"):
+        xs, ys = [], []
+        items = (obj[i] for i in range(len(obj))) if hasattr(obj, "__len__") else iter(obj)
+        for item in items:
+            bx, by = _pair(item, f"data set {spec!r}")
+            xs.append(torch.as_tensor(bx))
+            ys.append(torch.as_tensor(by))
+            if limit is not None and len(xs) >= limit:
+                break
+        if not xs:
+            raise InputError(f"data set {spec!r} is empty (0 samples)")
+        return torch.stack(xs), torch.stack(ys)
+    raise InputError(f"data factory {spec!r} returned {type(obj).__name__}; "
+                     "expected a Dataset, a DataLoader or (x, y)")
+
+
+def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int | None = None,
+              seed: int = 0, base_dir: str | None = None) -> DataSet:
+    """Load the data set named by ``spec`` as two tensors.
+
+    ``kwargs`` override a built-in's defaults or go to a factory. ``max_samples`` keeps the
+    first N samples. Floating data become float32, integers int64. Raises ``InputError`` for a
+    missing file, missing ``x``/``y``, lengths that differ, or an empty set.
+    """
+    kwargs = dict(kwargs or {})
+    if max_samples is not None and max_samples <= 0:
+        raise InputError(f"max_samples must be positive, got {max_samples}")
+    if spec in BUILTIN:
+        x, y = _builtin(spec, kwargs, seed)
+    elif spec.lower().endswith(FILE_SUFFIXES):
+        found = resolve_path(spec, base_dir)
+        if found is None or not os.path.isfile(found):
+            where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
+            raise InputError(f"data file {spec} not found{where}")
+        x, y = _read_file(found)
+    elif is_object_spec(spec):
+        factory = import_object(spec, base_dir)
+        try:
+            obj = factory(**kwargs) if callable(factory) else factory
+        except InputError:
+            raise
+        except Exception as exc:  # user code
+            raise InputError(f"data factory {spec!r} raised: {one_line(exc)}") from exc
+        x, y = _materialise(obj, spec, max_samples)
+    else:
+        raise InputError(f"unknown data {spec!r}: expected one of {sorted(BUILTIN)}, a file "
+                         f"({', '.join(FILE_SUFFIXES)}) or pkg.module:factory / file.py:factory")
+    x, y = _as_tensor(x, f"x of {spec}"), _as_tensor(y, f"y of {spec}")
+    if x.dim() == 0 or y.dim() == 0:
+        raise InputError(f"data {spec}: x and y must have a sample dimension")
+    if x.shape[0] != y.shape[0]:
+        raise InputError(f"data {spec}: x has {x.shape[0]} samples but y has {y.shape[0]}")
+    if max_samples is not None:
+        x, y = x[:max_samples], y[:max_samples]
+    if x.shape[0] == 0:
+        raise InputError(f"data set {spec} is empty (0 samples)")
+    task = "regression" if y.is_floating_point() else "classification"
+    return DataSet(x.contiguous(), y.contiguous(), name=spec, task=task)
