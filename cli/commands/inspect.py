@@ -1,0 +1,41 @@
+"""``landscape inspect CKPT``: format, parameters per layer, optimizer state, loss and gradient."""
+
+from __future__ import annotations
+
+import click
+
+from landscape.analyses.inspect import inspect as run_inspect
+from landscape.loading.optimizer import describe_optimizer
+
+from ..common import Session, analysis_options, fmt
+
+
+@click.command("inspect")
+@click.argument("ckpt", type=click.Path(dir_okay=False))
+@analysis_options
+def inspect(ckpt: str, **opts) -> None:
+    """Show what CKPT holds and how its model does on the data.
+
+    \b
+    Example:
+      landscape inspect data/demo_a.pt
+      landscape inspect model.pt --model mynet.py:make --data val.npz --json
+    """
+    s = Session("inspect", opts)
+    loaded = s.load(ckpt)
+    c = loaded.checkpoint
+    optim = describe_optimizer(c.optimizer) if c.optimizer else {}
+    result = run_inspect(loaded.problem, format=c.format, optimizer=optim)
+    lines = [
+        f"checkpoint {ckpt}  format {c.format}  sha256 {c.sha256[:12]}",
+        f"model {loaded.model_spec}  params {loaded.problem.size}  data {loaded.data_spec} "
+        f"({loaded.problem.n_samples} samples)",
+        f"loss {fmt(result.loss)}  accuracy {fmt(result.accuracy, 4)}  "
+        f"grad norm {fmt(result.grad_norm)}",
+        f"optimizer: {optim.get('kind', 'none')}"
+        + (f" (step {optim.get('step')})" if optim.get("step") is not None else ""),
+        f"{'layer':<32}{'params':>10}{'norm':>12}{'grad norm':>12}",
+    ]
+    for name, n, w, g in zip(result.layers, result.counts, result.norms, result.grad_norms):
+        lines.append(f"{name:<32}{n:>10d}{w:>12.4g}{g:>12.4g}")
+    s.finish(result, s.run_info(loaded), plot=False, lines=lines)

@@ -1,0 +1,69 @@
+"""The ``landscape`` command: a click group, config defaults and the exit-status contract.
+
+Exit status: 0 success, 1 a ``check`` failed, 2 bad input or usage (one line on stderr, no
+traceback), 3 a numerical failure, 4 an internal error (a bug: traceback shown).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from landscape import __version__
+from landscape.errors import LandscapeError
+
+from .commands import COMMANDS
+from .config import default_map
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="landscape")
+def cli() -> None:
+    """Measure the loss geometry of a PyTorch checkpoint.
+
+    \b
+    Start with the demo checkpoint that ships with the project:
+      landscape inspect data/demo_a.pt
+      landscape spectrum data/demo_a.pt --top-k 5
+    """
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return (and, as a script, exit with) the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        defaults = default_map(argv, list(cli.commands))
+        return int(cli.main(args=argv, prog_name="landscape", standalone_mode=False,
+                            default_map=defaults) or 0)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return 2
+    except LandscapeError as e:
+        click.echo(f"landscape: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted: no result file was written", err=True)
+        return 130
+    except Exception:  # a bug in landscape, not bad input: show everything
+        traceback.print_exc()
+        click.echo("landscape: internal error (please report it with the traceback)", err=True)
+        return 4
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
