@@ -103,7 +103,7 @@ def _write_tree(group: h5py.Group, tree: dict[str, Any], descriptions: dict[str,
 
 
 def write_result(path: str, result: Result, run: RunInfo) -> None:
-    """Write ``result`` and ``run``'s provenance to ``path`` atomically (temporary file + rename)."""
+    """Write ``result`` and ``run``'s provenance to ``path`` atomically (temp file, rename)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)

@@ -39,3 +39,5 @@ def inspect(ckpt: str, **opts) -> None:
     for name, n, w, g in zip(result.layers, result.counts, result.norms, result.grad_norms):
         lines.append(f"{name:<32}{n:>10d}{w:>12.4g}{g:>12.4g}")
     s.finish(result, s.run_info(loaded), plot=False, lines=lines)
+
+COMMANDS = [inspect]

@@ -57,3 +57,5 @@ def plot(result: str, out: str | None) -> None:
     path = out or result.rsplit(".", 1)[0] + ".png"
     draw(content, path)
     click.echo(f"wrote {path}", err=True)
+
+COMMANDS = [show, plot]

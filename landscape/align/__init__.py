@@ -1,0 +1,1 @@
+"""Permutation alignment of two networks (weight matching)."""
