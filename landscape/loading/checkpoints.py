@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,7 +132,9 @@ def _refused(path: str, exc: Exception) -> InputError:
 
 def _torch_load(path: str, trust: bool) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": we explain below
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if not trust:
             raise _refused(path, exc) from exc
@@ -199,7 +202,9 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
         if not trust:
             raise InputError(f"{path} is a pickled module/TorchScript archive; {_TRUST_HINT}")
         try:
-            module = torch.jit.load(path, map_location="cpu")
+            with warnings.catch_warnings():  # torch.jit.load's deprecation notice
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(path, map_location="cpu")
         except Exception as exc:
             raise InputError(f"{path}: cannot load TorchScript archive ({one_line(exc)})") from exc
         return _from_module(path, "torchscript", sha, module)
