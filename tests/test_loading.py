@@ -227,3 +227,22 @@ def test_adam_state_matches_torch(tmp_path):
     assert adam_state(adamw.state_dict(), names).kind == "adamw"
     with pytest.raises(InputError, match="covers 4 parameters but 3"):
         adam_state(opt.state_dict(), names[:3])
+
+
+def test_demo_checkpoints_describe_themselves():
+    """The committed demo (examples/train_demo.py) loads end to end from its own spec."""
+    from landscape.loading import build_model, load_data
+
+    root = os.path.join(os.path.dirname(__file__), "..", "data")
+    path = os.path.join(root, "demo_a.pt")
+    if not os.path.exists(path):
+        pytest.skip("run examples/train_demo.py first")
+    ckpt = load_checkpoint(path)
+    data = load_data(ckpt.spec["data"], base_dir=root)
+    for spec in (ckpt.spec["model"], "tiny_model.py:make"):
+        model = build_model(spec, ckpt.spec["model_kwargs"], base_dir=root)
+        load_into(model, ckpt.state_dict)
+        with torch.no_grad():
+            assert (model(data.x).argmax(1) == data.y).float().mean() > 0.9
+    names = [n for n, _ in model.named_parameters()]
+    assert adam_state(ckpt.optimizer, names).step == 300
