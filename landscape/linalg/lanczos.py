@@ -1,0 +1,230 @@
+"""Lanczos with full reorthogonalisation for a few extreme eigenpairs of a symmetric operator.
+
+After m steps, V_m^T A V_m = T_m (tridiagonal: alphas on the diagonal, betas beside it) and
+A V_m = V_m T_m + beta_m v_{m+1} e_m^T, so a Ritz pair (theta_i, V_m s_i) has residual norm
+|beta_m * s_{m,i}| (Lanczos 1950; Paige 1971; Golub & Van Loan, Matrix Computations, 10.1).
+Every new vector is orthogonalised against the whole basis twice, classical Gram-Schmidt
+"twice is enough" (Giraud, Langou, Rozloznik 2005), in the operator's dtype; T_m is solved
+in float64. An exhausted Krylov space (beta ~ 0) is an exact invariant subspace: the search
+restarts from a fresh random vector orthogonal to the basis, which also recovers repeated
+eigenvalues, and stops once a finished block no longer changes the wanted eigenvalues.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.linalg import eigh_tridiagonal
+
+from landscape.errors import NumericalError
+from landscape.linalg.operator import SymmetricOperator
+
+__all__ = ["EigResult", "lanczos", "select_indices", "relative_residuals", "WHICH"]
+
+WHICH = ("largest", "smallest", "both", "magnitude")
+DEFAULT_STEP_CAP = 500  # most Lanczos steps when max_steps is not given
+CHECK_EVERY = 5  # steps between convergence checks
+HOST_BASIS_FRACTION = 0.5  # on CUDA, keep the basis on the host beyond this share of free memory
+
+Progress = Callable[[int, "int | None"], None]
+
+
+@dataclass
+class EigResult:
+    """Eigenvalues sorted descending (algebraically, whatever ``which`` was), their relative
+    residuals (Lanczos: the bound |beta_m s_mi| / max(|theta_i|, floor); scipy/cupy: the true
+    ||A x - theta x|| / max(|theta_i|, floor)), optional eigenvectors (k, P) as rows."""
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    eigenvectors: torch.Tensor | None
+    matvecs: int
+    steps: int
+    converged: bool
+    solver: str
+
+
+def select_indices(theta: np.ndarray, k: int, which: str) -> np.ndarray:
+    """Indices of the wanted values of ``theta``, ordered so ``theta[idx]`` is descending.
+
+    "largest"/"smallest": the k algebraically largest/smallest; "both": k from each end
+    (2k values, fewer when they overlap); "magnitude": the k largest |theta|.
+    """
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    theta = np.asarray(theta, dtype=np.float64)
+    k = min(int(k), theta.size)
+    asc = np.argsort(theta, kind="stable")
+    if which == "largest":
+        idx = asc[::-1][:k]
+    elif which == "smallest":
+        idx = asc[:k]
+    elif which == "both":
+        idx = np.union1d(asc[::-1][:k], asc[:k])
+    else:
+        idx = np.argsort(-np.abs(theta), kind="stable")[:k]
+    return idx[np.argsort(-theta[idx], kind="stable")]
+
+
+def relative_residuals(abs_res: np.ndarray, theta: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """abs_res / max(|theta_i|, floor), floor = sqrt(eps(dtype)) * max|theta| (+ tiny).
+
+    The floor lets eigenvalues at ~0 (common for Hessians) be judged against the spectrum's
+    scale instead of against themselves, where no precision could satisfy a relative test.
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    scale = float(np.max(np.abs(theta))) if theta.size else 0.0
+    floor = math.sqrt(torch.finfo(dtype).eps) * scale + np.finfo(np.float64).tiny
+    return np.abs(np.asarray(abs_res, dtype=np.float64)) / np.maximum(np.abs(theta), floor)
+
+
+class _Basis:
+    """Rows v_0, v_1, ... of the Krylov basis in a buffer that doubles when full."""
+
+    def __init__(self, P: int, cap: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.cap, self.n = cap, 0
+        self.buf = torch.empty((min(cap, 64), P), dtype=dtype, device=device)
+
+    def append(self, v: torch.Tensor) -> None:
+        if self.n == self.buf.shape[0]:
+            new = torch.empty((min(self.cap, 2 * self.n), self.buf.shape[1]),
+                              dtype=self.buf.dtype, device=self.buf.device)
+            new[: self.n] = self.buf[: self.n]
+            self.buf = new
+        self.buf[self.n] = v
+        self.n += 1
+
+    def view(self) -> torch.Tensor:
+        return self.buf[: self.n]
+
+    def orthogonalise(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Remove the basis components from w, twice; return (w, summed coefficients)."""
+        V = self.view()
+        h = V @ w
+        w = w - h @ V
+        h2 = V @ w
+        return w - h2 @ V, h + h2
+
+
+def _random_vector(gen: torch.Generator, P: int, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    v = torch.randn(P, generator=gen, dtype=torch.float64)
+    return (v / v.norm()).to(device=device, dtype=dtype)
+
+
+def _host_basis(op: SymmetricOperator, cap: int) -> bool:
+    if torch.device(op.device).type != "cuda":
+        return False
+    need = (cap + 1) * op.size * torch.finfo(op.dtype).bits // 8
+    free, _ = torch.cuda.mem_get_info(op.device)
+    return need > HOST_BASIS_FRACTION * free
+
+
+def lanczos(
+    op: SymmetricOperator,
+    k: int = 1,
+    which: str = "largest",
+    tol: float = 1e-6,
+    max_steps: int | None = None,
+    seed: int = 0,
+    return_vectors: bool = False,
+    progress: Progress | None = None,
+    basis_on_host: bool | None = None,
+) -> EigResult:
+    """k extreme eigenpairs of ``op`` (see :func:`select_indices` for ``which``).
+
+    Runs until every wanted Ritz pair has relative residual bound <= ``tol`` (checked every
+    few steps) or until ``max_steps`` steps (default: up to min(P, 500)); ``converged`` says
+    which happened, and ``residuals`` are reported either way. With k >= P (or P steps) the
+    whole spectrum is returned exactly. The start vector comes from a CPU generator seeded
+    with ``seed``. ``progress(matvecs, max_steps)`` is called after every step. The Krylov
+    basis lives on the op's device unless ``basis_on_host`` (default: automatic on CUDA
+    when the basis would need more than half the free memory).
+    """
+    if which not in WHICH:
+        raise ValueError(f"which must be one of {WHICH}, got {which!r}")
+    if k < 1:
+        raise ValueError("k must be >= 1")
+    P, dtype, device = int(op.size), op.dtype, torch.device(op.device)
+    n_want = min(P, 2 * k if which == "both" else k)
+    if max_steps is None:
+        cap = min(P, max(DEFAULT_STEP_CAP, 2 * n_want + 20))
+    else:
+        cap = min(P, max(int(max_steps), 1))
+    if basis_on_host is None:
+        basis_on_host = _host_basis(op, cap)
+    bdev = torch.device("cpu") if basis_on_host else device
+    basis = _Basis(P, cap, dtype, bdev)
+    eps = torch.finfo(dtype).eps
+    gen = torch.Generator().manual_seed(int(seed))
+
+    alphas: list[float] = []
+    betas: list[float] = []  # betas[j] couples v_j and v_{j+1}; 0 at a restart
+    v = _random_vector(gen, P, dtype, bdev)
+    anorm, block_start, matvecs = 0.0, 0, 0
+    before_block: np.ndarray | None = None  # wanted values before the current block
+    converged = False
+    beta = 0.0
+
+    while True:
+        basis.append(v)
+        w = op(v.to(device)[None])[0].to(bdev)
+        matvecs += 1
+        w, h = basis.orthogonalise(w)
+        m = basis.n
+        alpha = float(h[m - 1])
+        beta = float(w.norm())
+        anorm = max(anorm, abs(alpha) + beta + (betas[-1] if betas else 0.0))
+        alphas.append(alpha)
+        if progress is not None:
+            progress(matvecs, cap)
+        if not (math.isfinite(alpha) and math.isfinite(beta)):
+            raise NumericalError(f"non-finite value in Lanczos step {m} (operator gave NaN/Inf)")
+        breakdown = beta <= 100 * eps * anorm
+        block_len = m - block_start
+        if breakdown or m == cap or (block_len >= n_want and (m % CHECK_EVERY == 0
+                                                               or block_len == n_want)):
+            theta, S = eigh_tridiagonal(np.array(alphas), np.array(betas))
+            idx = select_indices(theta, k, which)
+            bound = relative_residuals(beta * S[-1, idx], theta[idx], dtype)
+            if breakdown and m < cap:
+                # Exact invariant subspace: the Ritz values are eigenvalues. Once a later
+                # block adds nothing to the wanted set, the rest of the space has no
+                # eigenvalue that belongs there.
+                wanted = theta[idx]
+                if before_block is not None and before_block.shape == wanted.shape and \
+                        np.allclose(wanted, before_block, rtol=tol, atol=0.0):
+                    converged = True
+                    break
+                before_block = wanted
+            elif block_len >= n_want and bool(np.all(bound <= tol)):
+                converged = True
+                break
+        if m == cap:
+            break
+        if breakdown:
+            v, _ = basis.orthogonalise(_random_vector(gen, P, dtype, bdev))
+            v = v / v.norm()
+            betas.append(0.0)
+            block_start = m
+        else:
+            betas.append(beta)
+            v = w / beta
+
+    m = basis.n
+    theta, S = eigh_tridiagonal(np.array(alphas[:m]), np.array(betas[: m - 1]))
+    idx = select_indices(theta, k, which)
+    res = relative_residuals(beta * S[-1, idx], theta[idx], dtype)
+    converged = bool(converged or np.all(res <= tol))
+    vectors = None
+    if return_vectors:
+        Y = torch.from_numpy(np.ascontiguousarray(S[:, idx].T)).to(device=bdev, dtype=dtype)
+        vectors = (Y @ basis.view()).to(device)
+    return EigResult(
+        eigenvalues=theta[idx].astype(np.float64), residuals=res, eigenvectors=vectors,
+        matvecs=matvecs, steps=m, converged=converged, solver="lanczos",
+    )
