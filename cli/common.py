@@ -183,9 +183,9 @@ class Session:
             return ckpt.module, f"pickled module ({type(ckpt.module).__name__})"
         if model_spec is None:
             raise InputError(f"{ckpt.path}: the checkpoint names no model: pass --model SPEC")
-        kwargs = (
-            o.get("model_kwargs") if o.get("model_kwargs") is not None else spec.get("model_kwargs")
-        )
+        kwargs = o.get("model_kwargs")
+        if kwargs is None and model_spec == spec.get("model"):
+            kwargs = spec.get("model_kwargs")  # the checkpoint's kwargs belong to its own model
         model = build_model(
             model_spec, kwargs, base_dir=os.path.dirname(os.path.abspath(ckpt.path))
         )
@@ -199,9 +199,9 @@ class Session:
         data_spec = o.get(spec_flag) or spec.get("data")
         if data_spec is None:
             raise InputError("no data: pass --data SPEC (the checkpoint names none)")
-        kwargs = (
-            o.get("data_kwargs") if o.get("data_kwargs") is not None else spec.get("data_kwargs")
-        )
+        kwargs = o.get("data_kwargs")
+        if kwargs is None and data_spec == spec.get("data"):
+            kwargs = spec.get("data_kwargs")
         base = os.path.dirname(os.path.abspath(ckpt.path)) if ckpt else None
         data = load_data(
             data_spec,

@@ -43,18 +43,24 @@ def _norm(table: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_map(argv: list[str], commands: list[str]) -> dict[str, dict[str, Any]]:
-    """click's default_map built from the config files found for this invocation."""
-    merged: dict[str, Any] = {}
+    """click's default_map built from the config files found for this invocation.
+
+    Sources in rising priority: ``[tool.landscape]`` in pyproject.toml, landscape.toml, --config.
+    Within one source a command's own table beats the top-level keys.
+    """
+    sources: list[dict[str, Any]] = []
     if os.path.exists("pyproject.toml"):
-        merged.update(_read("pyproject.toml").get("tool", {}).get("landscape", {}))
+        sources.append(_read("pyproject.toml").get("tool", {}).get("landscape", {}))
     if os.path.exists("landscape.toml"):
-        merged.update(_read("landscape.toml"))
+        sources.append(_read("landscape.toml"))
     flag = _config_flag(argv)
     if flag is not None:
-        merged.update(_read(flag))
-    shared = _norm({k: v for k, v in merged.items() if not isinstance(v, dict)})
-    out: dict[str, dict[str, Any]] = {}
-    for name in commands:
-        own = merged.get(name, {})
-        out[name] = {**shared, **_norm(own if isinstance(own, dict) else {})}
+        sources.append(_read(flag))
+    out: dict[str, dict[str, Any]] = {name: {} for name in commands}
+    for source in sources:
+        shared = _norm({k: v for k, v in source.items() if not isinstance(v, dict)})
+        for name in commands:
+            own = source.get(name, {})
+            out[name].update(shared)
+            out[name].update(_norm(own if isinstance(own, dict) else {}))
     return out

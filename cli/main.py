@@ -39,15 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         defaults = default_map(argv, list(cli.commands))
-        return int(cli.main(args=argv, prog_name="landscape", standalone_mode=False,
-                            default_map=defaults) or 0)
+        return int(
+            cli.main(args=argv, prog_name="landscape", standalone_mode=False, default_map=defaults)
+            or 0
+        )
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.Abort:
         click.echo("aborted", err=True)
         return 130
+    except click.UsageError as e:
+        where = e.ctx.command_path if e.ctx else "landscape"
+        click.echo(f"{where}: error: {e.format_message()} (see '{where} --help')", err=True)
+        return 2
     except click.ClickException as e:
-        e.show()
+        click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
     except LandscapeError as e:
         click.echo(f"landscape: error: {e}", err=True)
