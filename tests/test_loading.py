@@ -246,3 +246,14 @@ def test_demo_checkpoints_describe_themselves():
             assert (model(data.x).argmax(1) == data.y).float().mean() > 0.9
     names = [n for n, _ in model.named_parameters()]
     assert adam_state(ckpt.optimizer, names).step == 300
+
+
+def test_many_random_byte_files_all_give_input_error(tmp_path):
+    """Garbage makes the unpickler fail in many ways (KeyError, IndexError): all InputError."""
+    import random
+
+    path = tmp_path / "garbage.pt"
+    for seed in range(300):
+        path.write_bytes(random.Random(seed).randbytes(1500))
+        with pytest.raises(InputError):
+            load_checkpoint(str(path))

@@ -138,7 +138,7 @@ def _torch_load(path: str, trust: bool) -> Any:
     except pickle.UnpicklingError as exc:
         if not trust:
             raise _refused(path, exc) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # garbage bytes make the unpickler fail in many ways
         raise InputError(f"{path}: cannot read checkpoint ({one_line(exc)}); "
                          "the file may be truncated or corrupt") from exc
     try:  # trusted: the user has accepted that unpickling runs code
