@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import shutil
 
 import h5py
@@ -91,7 +92,7 @@ def _exit2(*args: str, names: str) -> None:
 
 def test_bad_files_exit_2_with_one_line(tmp_path):
     _exit2("inspect", "missing.pt", names="missing.pt")
-    (tmp_path / "random.pt").write_bytes(os.urandom(2000))
+    (tmp_path / "random.pt").write_bytes(random.Random(1).randbytes(2000))
     _exit2("inspect", "random.pt", names="random.pt")
     data = open(DEMO, "rb").read()
     (tmp_path / "truncated.pt").write_bytes(data[: len(data) // 2])
