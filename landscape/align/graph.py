@@ -1,0 +1,289 @@
+"""Permutation groups of a network, found by tracing it with ``torch.fx``.
+
+A hidden unit of a Linear/Conv layer can be relabelled without changing the function if every
+tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git Re-Basin",
+§2). Tracing follows each feature axis from the layer that creates it: norm layers and
+elementwise ops carry it along, a residual add ties the axes of its operands into one group, and
+an axis that reaches the output (or mixes with the input) is fixed. Any other op touching a
+permutable axis stops alignment with an ``InputError`` naming the module.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+from torch.fx.experimental.meta_tracer import MetaTracer
+from torch.fx.passes.shape_prop import ShapeProp
+
+from ..errors import InputError
+
+FIXED = 0  # the union-find root of axes that must not move
+
+_ELEMENTWISE_MODULES = (
+    nn.ReLU, nn.Tanh, nn.GELU, nn.Sigmoid, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Mish,
+    nn.Hardtanh, nn.ReLU6, nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d,
+)  # fmt: skip
+_ELEMENTWISE_FUNCS = {
+    F.relu, F.gelu, F.silu, F.elu, F.leaky_relu, F.dropout, F.max_pool2d, F.avg_pool2d,
+    F.adaptive_avg_pool2d, torch.relu, torch.tanh, torch.sigmoid, F.tanh, F.sigmoid,
+    operator.neg,
+}  # fmt: skip
+_ELEMENTWISE_METHODS = {"relu", "tanh", "sigmoid", "contiguous", "clone", "float", "double", "to"}
+_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub,
+           torch.mul}  # fmt: skip
+_BINARY_METHODS = {"add", "sub", "mul", "div"}
+_REDUCTIONS = {"mean", "sum", "amax"}
+
+
+@dataclass
+class PermutationSpec:
+    """Groups of tensor axes permuted together: ``groups[name] = [(state_dict key, axis), ...]``."""
+
+    groups: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def axes_of(self, key: str) -> list[tuple[int, str]]:
+        """(axis, group) pairs of one tensor."""
+        return [(a, g) for g, axes in self.groups.items() for k, a in axes if k == key]
+
+
+class _Tracer(MetaTracer):
+    """An fx tracer that runs the example alongside (so ``x.dim()`` and shapes are concrete) and
+    remembers which module each node was created in (for error messages)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lmc_scope: list[str] = [""]
+
+    def call_module(self, m, forward, args, kwargs):  # noqa: ANN001, ANN201
+        self.lmc_scope.append(self.path_of_module(m))
+        try:
+            return super().call_module(m, forward, args, kwargs)
+        finally:
+            self.lmc_scope.pop()
+
+    def create_node(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
+        node = super().create_node(*args, **kwargs)
+        node.meta["scope"] = self.lmc_scope[-1]
+        return node
+
+
+def _trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
+    tracer = _Tracer()
+    try:
+        first = next(iter(inspect.signature(model.forward).parameters))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            graph = tracer.trace(model, meta_args={first: example})
+    except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot align this model"
+        where = tracer.lmc_scope[-1] or "the model's forward"
+        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot align: torch.fx cannot trace {where!r}: {line}") from None
+    gm = fx.GraphModule(model, graph)
+    try:
+        with torch.no_grad():
+            ShapeProp(gm).propagate(example)
+    except Exception as e:  # noqa: BLE001
+        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"cannot align: the traced model fails on the data: {line}") from None
+    return gm
+
+
+class _Finder:
+    """Walks the traced graph; each tensor node's state is (group id, axis) or None (no axis)."""
+
+    def __init__(self, gm: fx.GraphModule) -> None:
+        self.gm = gm
+        self.modules = dict(gm.named_modules())
+        self.parent = [FIXED]
+        self.names = ["fixed"]
+        self.axes: list[tuple[str, int, int]] = []  # (key, axis, group)
+        self.state: dict[fx.Node, tuple[int, int] | None] = {}
+
+    # -- union-find ------------------------------------------------------------------------
+    def new(self, name: str) -> int:
+        self.parent.append(len(self.parent))
+        self.names.append(name)
+        return len(self.parent) - 1
+
+    def find(self, g: int) -> int:
+        while self.parent[g] != g:
+            self.parent[g] = self.parent[self.parent[g]]
+            g = self.parent[g]
+        return g
+
+    def union(self, a: int, b: int) -> int:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            lo, hi = min(a, b), max(a, b)  # FIXED (0) and older groups win
+            self.parent[hi] = lo
+        return self.find(a)
+
+    # -- helpers ---------------------------------------------------------------------------
+    @staticmethod
+    def shape(node: object) -> tuple[int, ...] | None:
+        meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
+        return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+    def stop(self, node: fx.Node, why: str) -> InputError:
+        where = node.meta.get("scope") or ""
+        if node.op == "call_module":
+            where = f"{node.target} ({type(self.modules[node.target]).__name__})"
+        where = where or f"operation {node.name!r}"
+        return InputError(f"cannot align: module {where} {why}")
+
+    def tie(self, owner: str, g: int | None, attr: str, axis: int) -> None:
+        m = self.modules[owner]
+        if g is not None and getattr(m, attr, None) is not None:
+            self.axes.append((f"{owner}.{attr}" if owner else attr, axis, g))
+
+    def arg(self, node: fx.Node) -> tuple[int, int] | None:
+        x = node.args[0] if node.args else None
+        return self.state.get(x) if isinstance(x, fx.Node) else None
+
+    # -- the walk --------------------------------------------------------------------------
+    def run(self) -> None:
+        for node in self.gm.graph.nodes:
+            if node.op == "placeholder" or node.op == "get_attr":
+                self.state[node] = None
+            elif node.op == "output":
+                for x in node.all_input_nodes:
+                    if self.state.get(x) is not None:
+                        self.union(self.state[x][0], FIXED)
+            elif node.op == "call_module":
+                self.state[node] = self.module(node)
+            else:
+                self.state[node] = self.function(node)
+
+    def module(self, node: fx.Node) -> tuple[int, int] | None:
+        m, name, s = self.modules[node.target], node.target, self.arg(node)
+        out_shape = self.shape(node)
+        conv = isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
+        if isinstance(m, nn.Linear) or (conv and m.groups == 1):
+            want = 1 if conv else len(self.shape(node.args[0]) or (0,)) - 1
+            if s is not None and s[1] != want:
+                raise self.stop(node, f"receives permuted features on axis {s[1]}")
+            self.tie(name, s[0] if s else None, "weight", 1)
+            g = self.new(name)
+            self.tie(name, g, "weight", 0)
+            self.tie(name, g, "bias", 0)
+            return (g, 1 if conv else len(out_shape) - 1)
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            if s is not None:
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    self.tie(name, s[0], attr, 0)
+            return s
+        if isinstance(m, nn.LayerNorm):
+            if s is not None and (len(m.normalized_shape) != 1 or s[1] != len(out_shape) - 1):
+                raise self.stop(node, "normalises over more than the permuted axis")
+            if s is not None:
+                self.tie(name, s[0], "weight", 0)
+                self.tie(name, s[0], "bias", 0)
+            return s
+        if isinstance(m, _ELEMENTWISE_MODULES):
+            return s
+        if isinstance(m, nn.Flatten):
+            return self.flatten(node, m.start_dim, m.end_dim)
+        if any(self.state.get(x) is not None for x in node.all_input_nodes):
+            raise self.stop(node, "is not supported for alignment (permuted features reach it)")
+        return None
+
+    def function(self, node: fx.Node) -> tuple[int, int] | None:
+        t, s = node.target, self.arg(node)
+        inputs = [self.state.get(x) for x in node.all_input_nodes]
+        if all(x is None for x in inputs):
+            return None
+        if t in _ELEMENTWISE_FUNCS or (node.op == "call_method" and t in _ELEMENTWISE_METHODS):
+            return s
+        if t in _BINARY or (node.op == "call_method" and t in _BINARY_METHODS):
+            return self.binary(node)
+        if t is torch.flatten or (node.op == "call_method" and t == "flatten"):
+            start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
+            end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
+            return self.flatten(node, start, end)
+        if node.op == "call_method" and t in _REDUCTIONS or t in (torch.mean, torch.sum):
+            return self.reduce(node, s)
+        raise self.stop(node, f"applies {getattr(t, '__name__', t)!s} to permuted features")
+
+    def binary(self, node: fx.Node) -> tuple[int, int] | None:
+        g, neg = None, 0
+        for x in node.all_input_nodes:  # axes counted from the end, as broadcasting does
+            sx, shp = self.state.get(x), self.shape(x)
+            if sx is None:
+                continue
+            if g is not None and sx[1] - len(shp) != neg:
+                raise self.stop(node, "combines tensors permuted along different axes")
+            neg = sx[1] - len(shp)
+            g = sx[0] if g is None else self.union(g, sx[0])
+        for x in node.all_input_nodes:
+            shp = self.shape(x)
+            if self.state.get(x) is not None or shp is None or len(shp) < -neg:
+                continue
+            if x.op == "get_attr":
+                raise self.stop(node, f"combines permuted features with the tensor {x.target!r}")
+            if shp[neg] > 1:  # an unpermuted tensor along the same axis pins the group
+                g = self.union(g, FIXED)
+        return (g, len(self.shape(node)) + neg)
+
+    def flatten(self, node: fx.Node, start: int, end: int) -> tuple[int, int] | None:
+        s = self.arg(node)
+        shp = self.shape(node.args[0])
+        if s is None or shp is None:
+            return s
+        start, end = start % len(shp), end % len(shp)
+        if s[1] < start:
+            return s
+        if s[1] == start and all(n == 1 for n in shp[start + 1 : end + 1]):
+            return s
+        raise self.stop(node, "flattens permuted channels together with spatial positions")
+
+    def reduce(self, node: fx.Node, s: tuple[int, int]) -> tuple[int, int] | None:
+        shp = self.shape(node.args[0])
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = node.kwargs.get("keepdim", False) or (len(node.args) > 2 and node.args[2])
+        if dims is None:
+            return None
+        dims = [d % len(shp) for d in (dims if isinstance(dims, (list, tuple)) else [dims])]
+        if s[1] in dims:
+            return None  # the permuted axis is summed out: the result no longer depends on it
+        return (s[0], s[1] if keep else s[1] - sum(d < s[1] for d in dims))
+
+    def spec(self, state: dict[str, torch.Tensor]) -> PermutationSpec:
+        spec = PermutationSpec()
+        names: dict[int, str] = {}
+        for key, axis, g in self.axes:
+            root = self.find(g)
+            if root == FIXED:
+                continue
+            name = names.setdefault(root, self.names[root])
+            spec.groups.setdefault(name, []).append((key, axis))
+            size = int(state[key].shape[axis])
+            if spec.sizes.setdefault(name, size) != size:
+                raise InputError(
+                    f"cannot align: {key} axis {axis} has {size} units, "
+                    f"not the {spec.sizes[name]} of its group {name!r}"
+                )
+        return spec
+
+
+def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
+    """The permutation groups of ``model``, traced on an example input batch."""
+    was_training = model.training
+    model.eval()
+    try:
+        finder = _Finder(_trace(model, example))
+        finder.run()
+    finally:
+        model.train(was_training)
+    spec = finder.spec(model.state_dict())
+    if not spec.groups:
+        raise InputError("cannot align: the model has no permutable hidden units")
+    return spec
