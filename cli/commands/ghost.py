@@ -17,10 +17,28 @@ from .sharpness import next_delta, optimizer_state
 @click.command("ghost")
 @click.argument("ckpt", type=click.Path(dir_okay=False))
 @click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path(dir_okay=False))
-@click.option("--direction", default=None, metavar="gradient|update|random|FILE", help="unit direction v (default: update when one is known, else gradient).")
-@click.option("--step", "tau", type=click.FloatRange(min=0), help="step length tau along v (overrides the one implied by --lr or NEXT).")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="learning rate: tau = lr*|grad| along the gradient; overrides Adam's lr.")
-@click.option("--quantile", type=click.FloatRange(0, 1, min_open=True), help="also pi / this quantile of the spread (NOT a bound).")
+@click.option(
+    "--direction",
+    default=None,
+    metavar="gradient|update|random|FILE",
+    help="unit direction v (default: update when one is known, else gradient).",
+)
+@click.option(
+    "--step",
+    "tau",
+    type=click.FloatRange(min=0),
+    help="step length tau along v (overrides the one implied by --lr or NEXT).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="learning rate: tau = lr*|grad| along the gradient; overrides Adam's lr.",
+)
+@click.option(
+    "--quantile",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="also pi / this quantile of the spread (NOT a bound).",
+)
 @click.option("--no-adam", is_flag=True, help="ignore the checkpoint's optimizer state.")
 @analysis_options
 def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
@@ -62,8 +80,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     if opts["tau"] is not None:
         tau, source = opts["tau"], "--step"
     bar = s.progress("jvp", unit="batches")
-    r = run_ghost(p, v, label, tau=tau, step_source=source, quantile=opts["quantile"],
-                  progress=bar)
+    r = run_ghost(p, v, label, tau=tau, step_source=source, quantile=opts["quantile"], progress=bar)
     bar.close()
     t = r.tree()["ghost"]
     lines = [
@@ -79,8 +96,10 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
         lines.append(f"rho_quantile {fmt(r.rho_quantile)}  (q={r.quantile}, NOT a bound)")
     lines.append(f"tau_H = 2/(v^T H v) {fmt(r.tau_hessian)}  (v^T H v = {fmt(r.vhv, 4)})")
     if r.tau is not None:
-        lines.append(f"step tau {fmt(r.tau)} from {r.step_source}:  r = tau/rho_a = "
-                     f"{fmt(t['r'], 4)}  -> {t['attrs']['verdict']}")
+        lines.append(
+            f"step tau {fmt(r.tau)} from {r.step_source}:  r = tau/rho_a = "
+            f"{fmt(t['r'], 4)}  -> {t['attrs']['verdict']}"
+        )
     else:
         lines.append("no step length known: pass --step, --lr or NEXT for r = tau/rho_a")
     run = s.run_info(loaded, matvecs=r.matvecs, curvature="hessian")

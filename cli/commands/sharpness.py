@@ -31,14 +31,49 @@ def optimizer_state(loaded: Loaded):
 @click.command("sharpness")
 @click.argument("ckpt", type=click.Path(dir_okay=False))
 @click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path(dir_okay=False))
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="learning rate: gives the edge-of-stability ratio (and overrides Adam's).")
-@click.option("--momentum", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True, help="heavy-ball momentum beta: threshold (2+2*beta)/lr.")
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="eigenpairs for lambda_max and the gradient's top-k cosine.")
-@click.option("--random", "n_random", type=click.IntRange(min=0), default=10, show_default=True, help="seeded Gaussian directions.")
-@click.option("--direction-file", type=click.Path(dir_okay=False), help="a direction in a .pt (flat tensor or dict by name) or .npy file.")
-@click.option("--curvature", type=click.Choice(["hessian", "ggn"]), default="hessian", show_default=True)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    help="learning rate: gives the edge-of-stability ratio (and overrides Adam's).",
+)
+@click.option(
+    "--momentum",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.0,
+    show_default=True,
+    help="heavy-ball momentum beta: threshold (2+2*beta)/lr.",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="eigenpairs for lambda_max and the gradient's top-k cosine.",
+)
+@click.option(
+    "--random",
+    "n_random",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="seeded Gaussian directions.",
+)
+@click.option(
+    "--direction-file",
+    type=click.Path(dir_okay=False),
+    help="a direction in a .pt (flat tensor or dict by name) or .npy file.",
+)
+@click.option(
+    "--curvature", type=click.Choice(["hessian", "ggn"]), default="hessian", show_default=True
+)
 @click.option("--no-adam", is_flag=True, help="ignore the checkpoint's optimizer state.")
-@click.option("--tol", type=click.FloatRange(min=0, min_open=True), default=1e-6, show_default=True, help="Lanczos relative residual.")
+@click.option(
+    "--tol",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-6,
+    show_default=True,
+    help="Lanczos relative residual.",
+)
 @click.option("--max-steps", type=click.IntRange(min=1), help="most Lanczos steps.")
 @analysis_options
 def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
@@ -62,30 +97,50 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     file_dir = dirs.from_file(p, opts["direction_file"]) if opts["direction_file"] else None
     bar = s.progress("lanczos")
     r = run_sharpness(
-        p, curvature=opts["curvature"], top_k=opts["top_k"], n_random=opts["n_random"],
-        seed=opts["seed"], lr=opts["lr"], momentum=opts["momentum"], adam=adam, update=update,
-        file_direction=file_dir, tol=opts["tol"], max_steps=opts["max_steps"], progress=bar,
+        p,
+        curvature=opts["curvature"],
+        top_k=opts["top_k"],
+        n_random=opts["n_random"],
+        seed=opts["seed"],
+        lr=opts["lr"],
+        momentum=opts["momentum"],
+        adam=adam,
+        update=update,
+        file_direction=file_dir,
+        tol=opts["tol"],
+        max_steps=opts["max_steps"],
+        progress=bar,
     )
     bar.close()
     tree = r.tree()["sharpness"]
-    lines = [f"loss {fmt(r.loss)}  grad norm {fmt(r.grad_norm)}  curvature {r.curvature}",
-             f"lambda_max {fmt(r.lambda_max)}  top-{len(r.eigenvalues)} "
-             + " ".join(fmt(e, 4) for e in r.eigenvalues)]
+    lines = [
+        f"loss {fmt(r.loss)}  grad norm {fmt(r.grad_norm)}  curvature {r.curvature}",
+        f"lambda_max {fmt(r.lambda_max)}  top-{len(r.eigenvalues)} "
+        + " ".join(fmt(e, 4) for e in r.eigenvalues),
+    ]
     if "eos_ratio" in tree:
-        lines.append(f"edge of stability: lr*lambda_max/(2+2*beta) = {fmt(tree['eos_ratio'], 4)}"
-                     f"  (threshold {fmt(tree['threshold'], 4)})")
+        lines.append(
+            f"edge of stability: lr*lambda_max/(2+2*beta) = {fmt(tree['eos_ratio'], 4)}"
+            f"  (threshold {fmt(tree['threshold'], 4)})"
+        )
     if r.preconditioned:
         pc = r.preconditioned
-        lines.append(f"adam preconditioned lambda_max {fmt(pc['lambda_max'], 4)}  threshold "
-                     f"{fmt(pc['threshold'], 4)}  ratio {fmt(pc['ratio'], 4)}")
+        lines.append(
+            f"adam preconditioned lambda_max {fmt(pc['lambda_max'], 4)}  threshold "
+            f"{fmt(pc['threshold'], 4)}  ratio {fmt(pc['ratio'], 4)}"
+        )
     lines.append("directional sharpness u^T H u/|u|^2:")
     for name, value in r.directional.items():
         lines.append(f"  {name:<18}{value:>12.5g}")
     if len(r.random):
-        lines.append(f"  {'random':<18}{r.random.mean():>12.5g} ± {r.random.std():.3g} "
-                     f"({len(r.random)} directions)")
-    lines.append(f"gradient cosine with top-{len(r.eigenvalues)} eigenspace "
-                 f"{fmt(tree['grad_cosine_topk'], 4)}")
+        lines.append(
+            f"  {'random':<18}{r.random.mean():>12.5g} ± {r.random.std():.3g} "
+            f"({len(r.random)} directions)"
+        )
+    lines.append(
+        f"gradient cosine with top-{len(r.eigenvalues)} eigenspace "
+        f"{fmt(tree['grad_cosine_topk'], 4)}"
+    )
     lines.append(f"quadratic model along the update ({r.update_source}):")
     lines.append(f"  {'t':>6}{'true loss':>14}{'quadratic':>14}")
     for t, a, b in zip(r.steps, r.true_loss, r.model_loss):

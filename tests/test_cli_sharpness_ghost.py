@@ -1,0 +1,121 @@
+"""`landscape sharpness` and `landscape ghost` end to end on the demo checkpoints."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+A = os.path.join(ROOT, "data", "demo_a.pt")
+B = os.path.join(ROOT, "data", "demo_b.pt")
+FAST = ["--max-samples", "120", "--seed", "1"]
+
+
+def test_sharpness_with_next(tmp_path):
+    out, png = tmp_path / "s.h5", tmp_path / "s.png"
+    r = run_cli(
+        "sharpness",
+        A,
+        B,
+        *FAST,
+        "--top-k",
+        "1",
+        "--random",
+        "2",
+        "--max-steps",
+        "12",
+        "--tol",
+        "1e-3",
+        "--lr",
+        "0.01",
+        "-o",
+        out,
+        "--plot",
+        png,
+        "--json",
+    )
+    assert r.code == 0, r.stderr
+    s = r.json()["sharpness"]
+    assert s["lambda_max"] > 0
+    assert set(s["directional"]) >= {"gradient", "update", "top_eigenvector", "random"}
+    assert s["eos_ratio"] == pytest.approx(0.01 * s["lambda_max"] / 2, rel=1e-9)
+    assert s["preconditioned"]["threshold"] == pytest.approx(38 / 0.01, rel=1e-9)
+    assert s["update_source"] == "next"
+    assert r.json()["matvecs"] > 0
+    with h5py.File(out) as f:
+        assert "sharpness/directional/update" in f and "sharpness/quadratic/true_loss" in f
+        assert f["sharpness/lambda_max"].attrs["description"]
+    assert png.stat().st_size > 10_000
+
+
+def test_ghost_with_next_uses_the_step_length(tmp_path):
+    out, png = tmp_path / "g.h5", tmp_path / "g.png"
+    r = run_cli("ghost", A, B, *FAST, "--quantile", "0.9", "-o", out, "--plot", png, "--json")
+    assert r.code == 0, r.stderr
+    g = r.json()["ghost"]
+    a = torch.load(A, weights_only=True)["state_dict"]
+    b = torch.load(B, weights_only=True)["state_dict"]
+    tau = math.sqrt(sum(float(((b[k] - a[k]).double() ** 2).sum()) for k in a))
+    assert g["tau"] == pytest.approx(tau, rel=1e-5)
+    assert g["r"] == pytest.approx(g["tau"] / g["rho_a"], rel=1e-12)
+    assert g["rho_quantile"] >= g["rho_a"]
+    with h5py.File(out) as f:
+        spread = f["ghost/spread"][()]
+        assert len(spread) == 120 and f["ghost"].attrs["direction"] == "update (next)"
+        assert f["ghost/rho_a"][()] == pytest.approx(math.pi / np.max(spread), rel=1e-9)
+    assert png.stat().st_size > 10_000
+
+
+def test_ghost_gradient_with_lr_and_no_plot(tmp_path):
+    r = run_cli(
+        "ghost",
+        A,
+        *FAST,
+        "--direction",
+        "gradient",
+        "--lr",
+        "2",
+        "--no-plot",
+        "-o",
+        tmp_path / "g.h5",
+    )
+    assert r.code == 0, r.stderr
+    assert "rho_a" in r.stdout and "r = tau/rho_a" in r.stdout
+    assert not list(tmp_path.glob("*.png"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["sharpness", A, "--lr", "-1"], "--lr"),
+        (["sharpness", A, "--momentum", "1.5"], "--momentum"),
+        (["ghost", A, "--quantile", "2"], "--quantile"),
+        (["ghost", A, "--direction", "sideways"], "sideways"),
+        (["ghost", A, os.path.join(ROOT, "data", "missing.pt")], "missing.pt"),
+    ],
+)
+def test_bad_values_exit_2(tmp_path, args, message):
+    r = run_cli(*args, *FAST, "-o", tmp_path / "x.h5", "--no-plot")
+    assert r.code == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_direction_file_exits_2(tmp_path):
+    np.save(tmp_path / "d.npy", np.ones(7))
+    r = run_cli(
+        "sharpness",
+        A,
+        *FAST,
+        "--direction-file",
+        tmp_path / "d.npy",
+        "--no-plot",
+        "-o",
+        tmp_path / "x.h5",
+    )
+    assert r.code == 2 and "entries" in r.stderr
