@@ -180,7 +180,7 @@ def hutchpp(
     """Hutch++ with ``matvecs`` products: s = matvecs // 3 for the sketch A S, s for A Q and
     the rest as Hutchinson probes of the deflated (I-QQ^T) A (I-QQ^T). ``samples`` are
     tr(Q^T A Q) + g_i^T (I-QQ^T) A (I-QQ^T) g_i; the stderr is conditional on Q, where the
-    estimate is unbiased. Adaptive ``rtol``: double ``matvecs`` and re-run (see module)."""
+    estimate is unbiased. Adaptive ``rtol``: re-run with doubled ``matvecs`` (:func:`_adaptive`)."""
     def run(m: int, gen: torch.Generator) -> TraceResult:
         s = min(max(m // 3, 1), op.size)
         g = m - 2 * s
@@ -211,8 +211,9 @@ def xtrace(
     Leaving w_i out of the basis removes the direction q_i = Q r_i, r_i the normalised
     column i of R^{-T}. With H = Q^T A Q, c_i = r_i^T Q^T w_i and u_i = Q^T w_i - c_i r_i:
     t_i = tr(H) - r_i^T H r_i + w_i^T y_i - 2 R[:, i]^T u_i + u_i^T H u_i, unbiased for
-    tr(A). The estimate is mean(t_i); the stderr std(t_i)/sqrt(s) (the paper's error
-    estimate). Adaptive ``rtol``: double ``matvecs`` and re-run (see module).
+    tr(A). The estimate is mean(t_i) (``samples`` = t_i); the stderr is the jackknife over
+    test vectors, not the paper's std(t_i)/sqrt(s), which covers too rarely.
+    Adaptive ``rtol``: re-run with doubled ``matvecs`` (:func:`_adaptive`).
     """
     def run(m: int, gen: torch.Generator) -> TraceResult:
         s = min(max(m // 2, 2), op.size)
