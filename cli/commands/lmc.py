@@ -1,0 +1,161 @@
+"""``landscape lmc A B [C ...]``: linear mode connectivity, barriers, alignment, layer-wise."""
+
+from __future__ import annotations
+
+import os
+
+import click
+import torch
+
+from landscape.analyses.lmc import lmc as run_lmc
+from landscape.errors import InputError
+from landscape.loading.checkpoints import Checkpoint, load_into
+
+from ..common import Session, analysis_options, fmt
+
+
+def _state_like(s: Session, a: Checkpoint, other: Checkpoint) -> dict[str, torch.Tensor]:
+    """``other``'s weights loaded into a fresh model of A's architecture (strict keys/shapes)."""
+    model, _ = s.model(a)
+    try:
+        load_into(model, other.state_dict)
+    except InputError as e:
+        raise InputError(f"{other.path} does not fit the architecture of {a.path}: {e}") from None
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+def _save_aligned(path: str, state: dict[str, torch.Tensor], spec: dict) -> None:
+    """Write aligned B as a self-describing checkpoint (temporary file, then rename)."""
+    tmp = f"{path}.tmp"
+    torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "landscape": spec}, tmp)
+    os.replace(tmp, path)
+
+
+@click.command("lmc")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--points",
+    type=click.IntRange(min=2),
+    default=25,
+    show_default=True,
+    help="α grid points, endpoints included.",
+)
+@click.option(
+    "--refine",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="extra points around the largest barrier.",
+)
+@click.option(
+    "--eval-data", metavar="SPEC", help="a second data set (e.g. test) measured side by side."
+)
+@click.option(
+    "--bn",
+    type=click.Choice(["interpolate", "reset", "keep-a"]),
+    help="buffers along the path (default: reset with BatchNorm, else interpolate).",
+)
+@click.option(
+    "--bn-batches",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="batches for re-estimating BatchNorm statistics (--bn reset).",
+)
+@click.option(
+    "--align",
+    type=click.Choice(["none", "weights"]),
+    default="none",
+    show_default=True,
+    help="permute B's hidden units to match A (weight matching).",
+)
+@click.option(
+    "--save-aligned",
+    metavar="FILE",
+    help="write the aligned B as a checkpoint (with --align weights).",
+)
+@click.option(
+    "--layerwise", is_flag=True, help="also interpolate one layer at a time (rest at A, and at B)."
+)
+@analysis_options
+def lmc(checkpoints: tuple[str, ...], **opts) -> None:
+    """Loss and accuracy along the line from checkpoint A to B, and the barrier on it.
+
+    With more than two checkpoints, also the pairwise barrier matrix. Every checkpoint must
+    have A's architecture; the model and data come from A unless flags say otherwise.
+
+    \b
+    Example:
+      landscape lmc data/demo_a.pt data/demo_b.pt
+      landscape lmc a.pt b.pt --align weights --save-aligned b_aligned.pt --eval-data test.npz
+      landscape lmc a.pt b.pt c.pt --points 11 --json
+    """
+    if len(checkpoints) < 2:
+        raise InputError("lmc needs at least two checkpoints: landscape lmc A B [C ...]")
+    if opts["save_aligned"] and opts["align"] != "weights":
+        raise InputError("--save-aligned needs --align weights")
+    s = Session("lmc", opts)
+    loaded = s.load(checkpoints[0])
+    others = [_state_like(s, loaded.checkpoint, s.checkpoint(p)) for p in checkpoints[1:]]
+    eval_problem = None
+    if opts["eval_data"]:
+        model, _ = s.model(loaded.checkpoint)
+        data, _ = s.data(loaded.checkpoint, spec_flag="eval_data")
+        eval_problem = s.problem(model, data, loaded.checkpoint)
+    progress = s.progress("lmc", "evaluations")
+    result = run_lmc(
+        loaded.problem,
+        others,
+        eval_problem=eval_problem,
+        points=opts["points"],
+        refine=opts["refine"],
+        bn=opts["bn"],
+        bn_batches=opts["bn_batches"],
+        align=opts["align"],
+        layerwise=opts["layerwise"],
+        names=list(checkpoints),
+        seed=opts["seed"] or 0,
+        progress=progress,
+    )
+    progress.close()
+    if opts["save_aligned"]:
+        spec = dict(loaded.checkpoint.spec) or {
+            "model": loaded.model_spec,
+            "data": loaded.data_spec,
+        }
+        _save_aligned(opts["save_aligned"], result.aligned_state, spec)
+    b = result.barriers
+    lines = [
+        f"A {checkpoints[0]}  B {checkpoints[1]}  bn {result.bn}  align {result.align}  "
+        f"{len(result.alpha)} points",
+        f"loss A {fmt(result.curves['loss'][0])}  B {fmt(result.curves['loss'][-1])}  "
+        f"max {fmt(result.curves['loss'].max())}",
+        f"barrier (vs endpoint line, Entezari): loss {fmt(b['barrier_loss'])}  "
+        f"error {fmt(b.get('barrier_accuracy'))}  at α={b['barrier_alpha']:.3g}",
+        f"barrier (vs endpoint mean, Frankle):  loss {fmt(b['barrier_loss_mean'])}  "
+        f"error {fmt(b.get('barrier_accuracy_mean'))}",
+    ]
+    if "eval_barrier_loss" in b:
+        lines.append(
+            f"eval set barrier (Entezari): loss {fmt(b['eval_barrier_loss'])}  "
+            f"error {fmt(b.get('eval_barrier_accuracy'))}"
+        )
+    if result.alignment:
+        al = result.alignment
+        lines.append(
+            f"alignment: ‖θ_A−θ_B‖ {al['distance_before']:.4g} -> {al['distance_after']:.4g} "
+            f"({al['sweeps']} sweeps, {int(al['moved'].sum())} units moved)"
+        )
+    for name, group in result.layers.items():
+        lines.append(
+            f"layer {name:<24} barrier loss rest-at-A {fmt(group['barrier_loss_rest_a'], 4)}  "
+            f"rest-at-B {fmt(group['barrier_loss_rest_b'], 4)}"
+        )
+    if result.pairwise:
+        lines.append("pairwise loss barrier (Entezari):")
+        for i, row in enumerate(result.pairwise["barrier_loss"]):
+            lines.append(f"  {checkpoints[i]:<24}" + "".join(f"{v:>10.4g}" for v in row))
+    s.finish(result, s.run_info(loaded), lines=lines)
+
+
+COMMANDS = [lmc]
