@@ -20,8 +20,8 @@ def _bars(ax: Any, g: dict[str, Any]) -> None:
     ax.barh(y, values, color="tab:blue", alpha=0.8)
     if errors[-1]:
         ax.errorbar(values[-1], y[-1], xerr=errors[-1], color="k", capsize=4, lw=1)
-    for yi, v in zip(y, values):
-        ax.annotate(f" {v:.3g}", (v, yi), va="center", fontsize=8)
+    for yi, v, e in zip(y, values, errors):
+        ax.annotate(f"  {v:.3g}", (v + e, yi), va="center", fontsize=8)
     ax.set_yticks(y, [n.replace("_", " ") for n in names])
     ax.invert_yaxis()
     lam = float(g["lambda_max"])
