@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 from torch import Tensor
 from torch.func import jvp
 
@@ -45,8 +44,7 @@ def logit_slopes(problem: Problem, v: Tensor, progress: ProgressFn | None = None
     v = v.to(theta)
     total = len(problem.batches)
     for i, (xb, _) in enumerate(problem.batches):
-        with torch.no_grad():
-            z, a = jvp(lambda th, xb=xb: problem.forward(th, xb), (theta,), (v,))
+        z, a = jvp(lambda th, xb=xb: problem.forward(th, xb), (theta,), (v,))
         c = z.shape[-1]
         zs.append(z.reshape(-1, c).double().cpu().numpy())
         as_.append(a.reshape(-1, c).double().cpu().numpy())
