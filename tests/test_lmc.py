@@ -180,3 +180,14 @@ def test_three_checkpoints_give_a_symmetric_matrix(trained_mlp):
     assert m[0, 1] == pytest.approx(r.barriers["barrier_loss"])
     assert abs(m[0, 2]) < 1e-12  # C is A
     assert m[1, 2] == pytest.approx(m[0, 1], rel=1e-9)  # B–C is B–A again
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_scan_with_reset_and_alignment_matches_cpu():
+    model, x, y = _bn_model()
+    b = _permuted(model, x)
+    cpu = lmc(_problem(model, x, y), [b], points=3, bn_batches=2, align="weights")
+    gpu_problem = Problem(model, x, y, batch_size=16, dtype=torch.float64, device="cuda")
+    gpu = lmc(gpu_problem, [b], points=3, bn_batches=2, align="weights")
+    np.testing.assert_allclose(gpu.curves["loss"], cpu.curves["loss"], rtol=1e-9)
+    assert gpu.barriers["barrier_loss"] < 1e-9

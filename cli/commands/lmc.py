@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 
 import click
@@ -17,6 +18,8 @@ from ..common import Session, analysis_options, fmt
 def _state_like(s: Session, a: Checkpoint, other: Checkpoint) -> dict[str, torch.Tensor]:
     """``other``'s weights loaded into a fresh model of A's architecture (strict keys/shapes)."""
     model, _ = s.model(a)
+    if model is a.module:  # a pickled module: never overwrite A's own weights
+        model = copy.deepcopy(model)
     try:
         load_into(model, other.state_dict)
     except InputError as e:
@@ -99,7 +102,7 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
     others = [_state_like(s, loaded.checkpoint, s.checkpoint(p)) for p in checkpoints[1:]]
     eval_problem = None
     if opts["eval_data"]:
-        model, _ = s.model(loaded.checkpoint)
+        model = copy.deepcopy(loaded.problem.model)
         data, _ = s.data(loaded.checkpoint, spec_flag="eval_data")
         eval_problem = s.problem(model, data, loaded.checkpoint)
     progress = s.progress("lmc", "evaluations")
@@ -146,10 +149,13 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
             f"alignment: ‖θ_A−θ_B‖ {al['distance_before']:.4g} -> {al['distance_after']:.4g} "
             f"({al['sweeps']} sweeps, {int(al['moved'].sum())} units moved)"
         )
+    if result.layers:
+        lines.append("layer-wise loss barrier, vs endpoint line / vs endpoint mean:")
     for name, group in result.layers.items():
         lines.append(
-            f"layer {name:<24} barrier loss rest-at-A {fmt(group['barrier_loss_rest_a'], 4)}  "
-            f"rest-at-B {fmt(group['barrier_loss_rest_b'], 4)}"
+            f"  {name:<24} rest at A {fmt(group['barrier_loss_rest_a'], 4)} / "
+            f"{fmt(group['barrier_loss_mean_rest_a'], 4)}   rest at B "
+            f"{fmt(group['barrier_loss_rest_b'], 4)} / {fmt(group['barrier_loss_mean_rest_b'], 4)}"
         )
     if result.pairwise:
         lines.append("pairwise loss barrier (Entezari):")

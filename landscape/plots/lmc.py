@@ -75,7 +75,9 @@ def plot(content: dict[str, Any], path: str) -> None:
                     ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
             fig.colorbar(im, ax=ax, fraction=0.046)
             ax.set_title("pairwise loss barrier", fontsize=10)
-    fig.suptitle(f"linear mode connectivity: {title}", fontsize=11)
+    how = f"buffers: {g.get('bn', '?')}" + (", B aligned by weight matching"
+                                            if g.get("align") == "weights" else "")  # fmt: skip
+    fig.suptitle(f"linear mode connectivity: {title}   ({how})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
