@@ -122,7 +122,10 @@ class CurvatureOperator:
         out = torch.zeros_like(V)
         for b, (w, xb, yb) in enumerate(self.problem.iter_batches()):
             single = self._hvp(xb, yb) if self.kind == "hessian" else self._gnvp(xb, yb, b)
-            out.add_(vmap(single, chunk_size=self.chunk)(V), alpha=w)
+            if V.shape[0] == 1:  # one vector: vmap's batching overhead buys nothing
+                out[0].add_(single(V[0]), alpha=w)
+            else:
+                out.add_(vmap(single, chunk_size=self.chunk)(V), alpha=w)
         return out
 
     def __call__(self, V: Tensor) -> Tensor:
