@@ -10,18 +10,15 @@ permutable axis stops alignment with an ``InputError`` naming the module.
 
 from __future__ import annotations
 
-import inspect
 import operator
-import warnings
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
-from torch.fx.experimental.meta_tracer import MetaTracer
-from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import InputError
+from .trace import trace
 
 FIXED = 0  # the union-find root of axes that must not move
 
@@ -53,48 +50,6 @@ class PermutationSpec:
     def axes_of(self, key: str) -> list[tuple[int, str]]:
         """(axis, group) pairs of one tensor."""
         return [(a, g) for g, axes in self.groups.items() for k, a in axes if k == key]
-
-
-class _Tracer(MetaTracer):
-    """An fx tracer that runs the example alongside (so ``x.dim()`` and shapes are concrete) and
-    remembers which module each node was created in (for error messages)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lmc_scope: list[str] = [""]
-
-    def call_module(self, m, forward, args, kwargs):  # noqa: ANN001, ANN201
-        self.lmc_scope.append(self.path_of_module(m))
-        try:
-            return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.lmc_scope.pop()
-
-    def create_node(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
-        node = super().create_node(*args, **kwargs)
-        node.meta["scope"] = self.lmc_scope[-1]
-        return node
-
-
-def _trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
-    tracer = _Tracer()
-    try:
-        first = next(iter(inspect.signature(model.forward).parameters))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            graph = tracer.trace(model, meta_args={first: example})
-    except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot align this model"
-        where = tracer.lmc_scope[-1] or "the model's forward"
-        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot align: torch.fx cannot trace {where!r}: {line}") from None
-    gm = fx.GraphModule(model, graph)
-    try:
-        with torch.no_grad():
-            ShapeProp(gm).propagate(example)
-    except Exception as e:  # noqa: BLE001
-        line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(f"cannot align: the traced model fails on the data: {line}") from None
-    return gm
 
 
 class _Finder:
@@ -279,7 +234,7 @@ def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec
     was_training = model.training
     model.eval()
     try:
-        finder = _Finder(_trace(model, example))
+        finder = _Finder(trace(model, example))
         finder.run()
     finally:
         model.train(was_training)

@@ -56,7 +56,10 @@ def plot(content: dict[str, Any], path: str) -> None:
                     bar = layer[f"barrier_loss_rest_{base}"]
                     ax.plot(np.linspace(0, 1, len(y)), y, style, color=c,
                             label=f"{name}, rest at {base.upper()}: barrier {bar:.3g}")  # fmt: skip
-            ax.set_yscale("log")
+            every = np.concatenate([np.asarray(v[f"loss_rest_{b}"]) for v in g["layers"].values()
+                                    for b in "ab"])  # fmt: skip
+            if every.min() > 0 and every.max() / every.min() > 10:
+                ax.set_yscale("log")
             ax.set_xlabel("α of the one interpolated layer")
             ax.set_ylabel("loss")
             ax.set_title("layer-wise (solid: rest at A, dashed: rest at B)", fontsize=10)
