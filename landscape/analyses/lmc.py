@@ -250,6 +250,8 @@ def lmc(
     ``others`` are state dicts of A's architecture. ``align='weights'`` permutes each second
     endpoint's hidden units to match the first (weight matching) before interpolating.
     """
+    if not others:
+        raise InputError("lmc needs a second endpoint: pass at least one state dict in others")
     if align not in ("none", "weights"):
         raise InputError(f"--align {align!r} unknown; choose none or weights")
     bn = bn or ("reset" if has_batchnorm(problem.model) else "interpolate")
