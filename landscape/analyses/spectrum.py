@@ -1,0 +1,315 @@
+"""``spectrum``: top eigenpairs of a curvature matrix C (Lanczos) and its spectral density (SLQ).
+
+Eigenpairs: Lanczos with full reorthogonalisation (Lanczos 1950; Paige 1971), or ARPACK / CuPy,
+stopped when every wanted Ritz pair has relative residual ||C x - θ x|| / |θ| <= tol.
+Density: stochastic Lanczos quadrature φ(x) = mean_r Σ_j w_rj N(x; θ_rj, σ²) (Lin, Saad, Yang
+2016; Ghorbani, Krishnan, Xiao 2019), trace = P · mean_r Σ_j w_rj θ_rj (Hutchinson on the same
+quadrature). Bulk edge: walking right from the density's mode, the first x where φ(x) drops below
+half the smoothed height of one isolated eigenvalue, 1/(2 P σ √(2π)); outliers lie beyond it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..curvature import make_operator
+from ..linalg.eigsh import eigsh
+from ..linalg.slq import density as smooth_density
+from ..linalg.slq import slq
+from ..problem import Problem, ProgressFn
+from ..results import Result
+
+
+class _ByLeaf(dict):
+    """Descriptions looked up by the last two path components, so /blocks/<name>/... match."""
+
+    def _key(self, path: object) -> str:
+        return "/".join(str(path).split("/")[-2:])
+
+    def __contains__(self, path: object) -> bool:
+        return dict.__contains__(self, self._key(path))
+
+    def __getitem__(self, path: str) -> str:
+        return dict.__getitem__(self, self._key(path))
+
+
+@dataclass
+class Density:
+    """SLQ quadrature (raw, so it can be re-smoothed) and its Gaussian-smoothed density."""
+
+    grid: np.ndarray
+    values: np.ndarray
+    nodes: np.ndarray
+    weights: np.ndarray
+    sigma: float
+
+    def tree(self) -> dict[str, Any]:
+        return {
+            "grid": self.grid,
+            "values": self.values,
+            "nodes": self.nodes,
+            "weights": self.weights,
+            "attrs": {"sigma": self.sigma},
+        }
+
+
+@dataclass
+class Spectrum:
+    """Eigenpairs and summary scalars of one operator (the whole model or one block)."""
+
+    eigenvalues: np.ndarray
+    residuals: np.ndarray
+    converged: bool
+    solver: str
+    which: str
+    tol: float
+    n_params: int
+    matvecs: int
+    lambda_max: float
+    lambda_min: float
+    lambda_max_from: str
+    lambda_min_from: str
+    eigenvectors: np.ndarray | None = None
+    negative_mass: float | None = None
+    bulk_edge: float | None = None
+    n_outliers: int | None = None
+    n_outliers_slq: float | None = None
+    trace: float | None = None
+    trace_stderr: float | None = None
+    density: Density | None = None
+
+    @property
+    def ratio(self) -> float:
+        """|λ_min / λ_max| (NaN when λ_max is 0)."""
+        return abs(self.lambda_min / self.lambda_max) if self.lambda_max != 0 else math.nan
+
+    def tree(self) -> dict[str, Any]:
+        spec = {
+            k: getattr(self, k)
+            for k in ("eigenvalues", "residuals", "eigenvectors", "lambda_max", "lambda_min")
+        }
+        spec["ratio"] = self.ratio
+        for k in ("negative_mass", "bulk_edge", "n_outliers", "n_outliers_slq", "trace"):
+            spec[k] = getattr(self, k)
+        spec.update(trace_stderr=self.trace_stderr, converged=self.converged, tol=self.tol)
+        spec.update(n_params=self.n_params, matvecs=self.matvecs, solver=self.solver)
+        spec.update(which=self.which, lambda_max_from=self.lambda_max_from)
+        spec["lambda_min_from"] = self.lambda_min_from
+        out: dict[str, Any] = {"spectrum": spec}
+        if self.density is not None:
+            out["density"] = self.density.tree()
+        return out
+
+
+@dataclass
+class SpectrumResult(Result):
+    """The whole model's spectrum, and per parameter block with ``per_layer``."""
+
+    whole: Spectrum
+    curvature: str
+    blocks: dict[str, Spectrum] = field(default_factory=dict)
+
+    command: ClassVar[str] = "spectrum"
+    descriptions: ClassVar[dict[str, str]] = _ByLeaf(
+        {
+            "spectrum/eigenvalues": "wanted eigenvalues of the curvature matrix, descending",
+            "spectrum/residuals": "relative residuals ||C x - λ x|| / max(|λ|, floor) (bounds)",
+            "spectrum/eigenvectors": "unit eigenvectors (k, P), rows in eigenvalue order",
+            "spectrum/lambda_max": "largest eigenvalue (source in attr lambda_max_from)",
+            "spectrum/lambda_min": "smallest eigenvalue (source in attr lambda_min_from)",
+            "spectrum/ratio": "|lambda_min / lambda_max|",
+            "spectrum/negative_mass": "SLQ mass below -sqrt(eps)·max|λ| (CMS-bracket midpoint)",
+            "spectrum/bulk_edge": "right edge of the density's bulk (see docs/spectrum.md)",
+            "spectrum/n_outliers": "computed eigenvalues above the bulk edge (a lower bound)",
+            "spectrum/n_outliers_slq": "P × SLQ mass above the bulk edge (an estimate)",
+            "spectrum/trace": "SLQ trace estimate P · mean_r Σ_j w_rj θ_rj",
+            "spectrum/trace_stderr": "standard error of the trace estimate over the SLQ runs",
+            "spectrum/converged": "every wanted residual is <= tol",
+            "spectrum/matvecs": "curvature-vector products spent on this operator",
+            "density/grid": "points x of the smoothed density",
+            "density/values": "Gaussian-smoothed SLQ density at grid, integrates to 1",
+            "density/nodes": "Gauss quadrature nodes (Ritz values) per SLQ run (runs, m)",
+            "density/weights": "Gauss quadrature weights per SLQ run (runs, m), rows sum to 1",
+        }
+    )
+
+    @property
+    def matvecs(self) -> int:
+        return self.whole.matvecs + sum(b.matvecs for b in self.blocks.values())
+
+    def tree(self) -> dict[str, Any]:
+        out = self.whole.tree()
+        out["spectrum"]["curvature"] = self.curvature
+        if self.blocks:
+            out["blocks"] = {name: b.tree() for name, b in self.blocks.items()}
+        return out
+
+
+def bulk_edge(grid: np.ndarray, values: np.ndarray, n_params: int, sigma: float) -> float:
+    """Right end of the connected region around the density's mode where φ >= 1/(2Pσ√(2π))."""
+    threshold = 0.5 / (n_params * sigma * math.sqrt(2 * math.pi))
+    i = int(np.argmax(values))
+    below = np.nonzero(values[i:] < threshold)[0]
+    return float(grid[-1] if below.size == 0 else grid[i + below[0]])
+
+
+def mass_below(
+    nodes: np.ndarray,
+    weights: np.ndarray,
+    x: float,
+    zero: float = 0.0,
+    exact: np.ndarray | None = None,
+) -> float:
+    """SLQ estimate of the spectral mass below x < 0, averaged over runs. Per run the midpoint of
+    the Chebyshev-Markov-Stieltjes bracket [S - w_k, S + w_(k+1)] (Golub & Meurant 2010, 6.3),
+    S the weight of the nodes < x, w_k the last of them, w_(k+1) the next node's unless that
+    node is numerically zero (|θ| <= zero: it stands for the null space); S alone for ``exact``
+    runs (Krylov space exhausted, so the quadrature is the run's true measure)."""
+    out = []
+    for r, (q, w) in enumerate(zip(nodes, weights)):
+        order = np.argsort(q[w > 0], kind="stable")
+        q, w = q[w > 0][order], w[w > 0][order]
+        k = int(np.searchsorted(q, x))
+        below = float(w[:k].sum())
+        if exact is None or not exact[r]:
+            above = w[k] if k < w.size and abs(q[k]) > zero else 0.0
+            below += (above - (w[k - 1] if k > 0 else 0.0)) / 2
+        out.append(below)
+    return float(np.mean(out))
+
+
+def _offset(progress: ProgressFn | None, start: int, total: int | None) -> ProgressFn | None:
+    if progress is None:
+        return None
+    return lambda done, _t=None: progress(start + done, total)
+
+
+def _one(
+    problem: Problem,
+    top_k: int,
+    which: str,
+    tol: float,
+    curvature: str,
+    slq_runs: int,
+    slq_steps: int,
+    sigma: float | None,
+    solver: str,
+    density: bool,
+    save_eigenvectors: bool,
+    chunk: int | None,
+    seed: int,
+    progress: ProgressFn | None,
+) -> Spectrum:
+    op = make_operator(problem, curvature, chunk=chunk, seed=seed)
+    P = problem.size
+    eig = eigsh(
+        op,
+        k=min(top_k, P),
+        which=which,
+        tol=tol,
+        seed=seed,
+        solver=solver,
+        return_vectors=save_eigenvectors,
+        progress=_offset(progress, 0, None),
+    )
+    lam = np.asarray(eig.eigenvalues, dtype=np.float64)
+    vectors = None if eig.eigenvectors is None else eig.eigenvectors.double().cpu().numpy()
+    top_known, bottom_known = which in ("largest", "both"), which in ("smallest", "both")
+    if which == "magnitude":
+        top_known, bottom_known = lam.max() > 0, lam.min() < 0
+    s = Spectrum(
+        eigenvalues=lam,
+        residuals=np.asarray(eig.residuals),
+        converged=bool(eig.converged),
+        solver=eig.solver,
+        which=which,
+        tol=tol,
+        n_params=P,
+        matvecs=0,
+        lambda_max=float(lam.max()),
+        lambda_min=float(lam.min()),
+        eigenvectors=vectors,
+        lambda_max_from="eigensolver" if top_known else "eigensolver (lower bound)",
+        lambda_min_from="eigensolver" if bottom_known else "eigensolver (upper bound)",
+    )
+    if density:
+        done = op.matvecs
+        q = slq(
+            op,
+            runs=slq_runs,
+            steps=slq_steps,
+            seed=seed + 1,
+            progress=_offset(progress, done, done + slq_runs * min(slq_steps, P)),
+        )
+        grid, values, sig = smooth_density(q.nodes, q.weights, sigma=sigma)
+        s.density = Density(grid, values, q.nodes, q.weights, sig)
+        live = q.nodes[q.weights > 0]
+        # Ritz values lie inside [λ_min, λ_max]: an SLQ extreme node is a bound, not the value.
+        if not top_known and live.max() > s.lambda_max:
+            s.lambda_max, s.lambda_max_from = float(live.max()), "slq (lower bound)"
+        if not bottom_known and live.min() < s.lambda_min:
+            s.lambda_min, s.lambda_min_from = float(live.min()), "slq (upper bound)"
+        scale = max(abs(s.lambda_max), abs(s.lambda_min))
+        zero = math.sqrt(torch.finfo(problem.dtype).eps) * scale
+        mass = q.weights / q.weights.shape[0]
+        exact = (q.steps < min(slq_steps, P)) | (q.steps == P)
+        s.negative_mass = mass_below(q.nodes, q.weights, -zero, zero, exact)
+        s.bulk_edge = bulk_edge(grid, values, P, sig)
+        s.n_outliers = int(np.sum(lam > s.bulk_edge)) if top_known else None
+        s.n_outliers_slq = float(P * mass[q.nodes > s.bulk_edge].sum())
+        s.trace, s.trace_stderr = q.trace_estimate, q.trace_stderr
+    s.matvecs = op.matvecs
+    return s
+
+
+def spectrum(
+    problem: Problem,
+    top_k: int = 5,
+    which: str = "largest",
+    tol: float = 1e-6,
+    curvature: str = "hessian",
+    slq_runs: int = 10,
+    slq_steps: int = 100,
+    sigma: float | None = None,
+    solver: str = "lanczos",
+    density: bool = True,
+    save_eigenvectors: bool = False,
+    per_layer: bool = False,
+    chunk: int | None = None,
+    seed: int = 0,
+    progress: ProgressFn | None = None,
+) -> SpectrumResult:
+    """Top-k eigenpairs, SLQ density and summary of ``curvature`` at ``problem``'s θ.
+
+    ``which``: largest (algebraic), smallest, both (k from each end) or magnitude. With
+    ``per_layer``, the same per block of ``problem.blocks()`` on ``problem.restrict(names)``
+    (the diagonal block of C). ``progress(matvecs, total)`` counts products over all phases.
+    """
+    kw = dict(
+        top_k=top_k,
+        which=which,
+        tol=tol,
+        curvature=curvature,
+        slq_runs=slq_runs,
+        slq_steps=slq_steps,
+        sigma=sigma,
+        solver=solver,
+        density=density,
+        save_eigenvectors=save_eigenvectors,
+        chunk=chunk,
+        seed=seed,
+    )
+    whole = _one(problem, progress=progress, **kw)
+    result = SpectrumResult(whole=whole, curvature=curvature)
+    if per_layer:
+        for block in problem.blocks():
+            done = result.matvecs
+            result.blocks[block.name] = _one(
+                problem.restrict(block.names), progress=_offset(progress, done, None), **kw
+            )
+    return result
