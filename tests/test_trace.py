@@ -120,6 +120,7 @@ def test_block_diagonal_toy_blocks_sum_to_whole_and_match_exact_blocks():
     assert [e.result.method for e in r.blocks] == ["exact", "exact"]
     assert [e.result.estimate for e in r.blocks] == pytest.approx(exact, rel=1e-12)
     assert r.block_sum[0] == pytest.approx(r.whole.result.estimate, rel=1e-12)
+    assert abs(r.tree()["trace"]["per_layer"]["z"]) < 1  # exact vs exact: rounding only
     est = trace(p, method="hutchpp", probes=12, per_layer=True, seed=1)
     for e, x in zip(est.blocks, exact):
         assert abs(e.result.estimate - x) <= 4 * e.result.stderr
@@ -188,3 +189,27 @@ def test_rtol_reports_budget_when_too_small(method):
 def test_bad_values_raise_input_error(kw):
     with pytest.raises(InputError):
         trace(_tiny(), **kw)
+
+
+def test_small_operator_diagonal_is_exact():
+    p = _tiny()
+    r = trace(p, method="hutchinson", probes=30, diagonal=True)  # P = 26 <= 30 probes
+    exact = torch.diagonal(exact_hessian(p)).numpy()
+    assert np.allclose(r.diagonal, exact, rtol=1e-10, atol=1e-14)
+    assert np.all(r.diagonal_stderr == 0) and r.diagonal_matvecs == 26
+
+
+def test_plot_is_drawn_from_the_file(tmp_path):
+    from landscape.plots import draw
+    from landscape.results import RunInfo, read_result, write_result
+
+    x, y = blobs(n=60)
+    p = Problem(tanh_mlp(5, 20, 3), x, y, batch_size=64, dtype=torch.float64)
+    r = trace(p, method="hutchpp", probes=30, rtol=0.05, per_layer=True)
+    out, png = tmp_path / "t.h5", tmp_path / "t.png"
+    write_result(str(out), r, RunInfo(command="trace", matvecs=r.matvecs))
+    content = read_result(str(out))
+    assert content["trace"]["history"]["matvecs"][-1] == r.whole.result.matvecs
+    assert list(content["trace"]["per_layer"]["names"]) == ["0", "2"]
+    draw(content, str(png))
+    assert png.stat().st_size > 10_000
