@@ -97,7 +97,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
     type=click.IntRange(min=2),
     metavar="N",
     help="budget of each estimate (whole model, each layer) [default with --rtol: hutchinson "
-    "3200, hutchpp/xtrace 16 runs' worth].",
+    "3200, hutchpp/xtrace 16x the first run].",
 )
 @click.option(
     "--curvature",

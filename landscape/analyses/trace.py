@@ -276,10 +276,11 @@ def trace(
     plan = _Plan(method, probes, rtol, confidence, max_matvecs)
     plan.check(curvature, chunk)
     tally = [0]
+    total = max_matvecs if not (per_layer or diagonal) else None  # for the progress bar
 
     def operator(p: Problem) -> _Counting:
         return _Counting(
-            CurvatureOperator(p, curvature, chunk=chunk, seed=seed), tally, progress, max_matvecs
+            CurvatureOperator(p, curvature, chunk=chunk, seed=seed), tally, progress, total
         )
 
     whole = _estimate(operator(problem), plan, seed)
