@@ -153,7 +153,10 @@ class CurvatureOperator:
 def _is_missing_rule(e: Exception) -> bool:
     """True for errors that mean an op lacks a forward-mode or double-backward rule."""
     text = str(e).lower()
-    keys = ("forward ad", "forward-mode", "not implemented", "jvp", "derivative for", "double")
+    keys = (
+        "forward ad", "forward-mode", "not implemented", "jvp", "derivative for", "double",
+        "zerotensor",
+    )
     return isinstance(e, NotImplementedError) or any(k in text for k in keys)
 
 

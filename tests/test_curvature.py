@@ -86,3 +86,20 @@ def test_restricted_operator_is_the_diagonal_block():
     op = make_operator(sub, "hessian")
     V = torch.randn(2, b.size, dtype=torch.float64)
     assert torch.allclose(op(V), V @ H[b.start : b.stop, b.start : b.stop], atol=1e-13)
+
+
+def test_mse_regression_hessian_is_two_xtx_over_n():
+    """A linear model under mse has the closed-form Hessian 2 XᵀX / (N·D) for D outputs."""
+    from torch import nn
+
+    from landscape.problem import Problem
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(50, 4, dtype=torch.float64, generator=g)
+    y = torch.randn(50, 1, dtype=torch.float64, generator=g)
+    model = nn.Linear(4, 1, bias=False).double()
+    p = Problem(model, x, y, loss="mse", batch_size=32, dtype=torch.float64)
+    H = 2 * x.T @ x / len(x)
+    V = torch.randn(3, 4, dtype=torch.float64, generator=g)
+    for kind in ("hessian", "ggn"):
+        assert torch.allclose(make_operator(p, kind)(V), V @ H, atol=1e-13), kind
