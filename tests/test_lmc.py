@@ -11,7 +11,8 @@ from test_align import _train, blobs, cnn, mlp
 from torch import nn
 
 from landscape.align import permutation_spec, permute_state, random_permutations
-from landscape.analyses.lmc import Interpolation, barriers, lmc
+from landscape.analyses.interpolation import Interpolation
+from landscape.analyses.lmc import barriers, lmc
 from landscape.problem import Problem
 
 
