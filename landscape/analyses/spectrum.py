@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from ..curvature import make_operator
+from ..errors import InputError
 from ..linalg.eigsh import eigsh
+from ..linalg.lanczos import WHICH
 from ..linalg.slq import density as smooth_density
 from ..linalg.slq import slq
 from ..problem import Problem, ProgressFn
@@ -183,6 +185,15 @@ def mass_below(
     return float(np.mean(out))
 
 
+def _check(top_k: int, which: str, tol: float, runs: int, steps: int, sigma: float | None) -> None:
+    if which not in WHICH:
+        raise InputError(f"unknown --which {which!r}: use one of {', '.join(WHICH)}")
+    if top_k < 1 or runs < 1 or steps < 1:
+        raise InputError("--top-k, --slq-runs and --slq-steps must be at least 1")
+    if not tol > 0 or (sigma is not None and not sigma > 0):
+        raise InputError("--tol and --sigma must be positive")
+
+
 def _offset(progress: ProgressFn | None, start: int, total: int | None) -> ProgressFn | None:
     if progress is None:
         return None
@@ -290,20 +301,8 @@ def spectrum(
     ``per_layer``, the same per block of ``problem.blocks()`` on ``problem.restrict(names)``
     (the diagonal block of C). ``progress(matvecs, total)`` counts products over all phases.
     """
-    kw = dict(
-        top_k=top_k,
-        which=which,
-        tol=tol,
-        curvature=curvature,
-        slq_runs=slq_runs,
-        slq_steps=slq_steps,
-        sigma=sigma,
-        solver=solver,
-        density=density,
-        save_eigenvectors=save_eigenvectors,
-        chunk=chunk,
-        seed=seed,
-    )
+    kw = {k: v for k, v in locals().items() if k not in ("problem", "per_layer", "progress")}
+    _check(top_k, which, tol, slq_runs, slq_steps, sigma)
     whole = _one(problem, progress=progress, **kw)
     result = SpectrumResult(whole=whole, curvature=curvature)
     if per_layer:
