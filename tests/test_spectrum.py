@@ -48,12 +48,6 @@ def test_top_and_smallest_eigenvalues_match_exact_hessian(mlp):
     assert b.matvecs > 0 and np.all(b.residuals <= 1e-8)
 
 
-def squared_error(output, target):
-    """mean (z - y)²; written out because F.mse_loss has no working forward-over-reverse rule
-    in torch 2.13 ("ZeroTensors are immutable"), reported for landscape/losses.py."""
-    return ((output - target) ** 2).mean()
-
-
 def _quadratic(d=40, n=100, seed=0):
     """Linear model, mse loss: L = mean_i (x_i·θ - y_i)², H = 2XᵀX/N = V diag(2s²/N) Vᵀ."""
     g = torch.Generator().manual_seed(seed)
@@ -63,7 +57,7 @@ def _quadratic(d=40, n=100, seed=0):
     x = (U * s) @ V.T
     y = torch.randn(n, 1, generator=g, dtype=torch.float64)
     model = nn.Linear(d, 1, bias=False).double()
-    p = Problem(model, x, y, loss=squared_error, batch_size=30, dtype=torch.float64)
+    p = Problem(model, x, y, loss="mse", batch_size=30, dtype=torch.float64)
     return p, np.sort((2 * s**2 / n).numpy())[::-1]
 
 
