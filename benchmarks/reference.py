@@ -1,0 +1,71 @@
+"""The answers accuracy is measured against.
+
+Workload 1 (``exact``): the dense float64 Hessian of the whole-data-set loss, its full
+spectrum and trace. Otherwise: a high-precision run of our own, Lanczos on the float64
+problem at tol 1e-8 (capped at ``max_steps``), and a large-budget XTrace for the trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from benchmarks.adapters.landscape_ import problem
+from benchmarks.workloads import Workload
+from landscape.curvature import make_operator
+from landscape.linalg.lanczos import lanczos
+from landscape.linalg.trace import xtrace
+
+
+@dataclass
+class Reference:
+    """Top eigenvalues (descending), the trace (with its standard error, 0 when exact), the
+    full spectrum when known, and how the reference was obtained."""
+
+    top: np.ndarray
+    trace: float
+    trace_stderr: float
+    spectrum: np.ndarray | None
+    how: str
+
+
+def exact_hessian(w: Workload) -> np.ndarray:
+    """The dense float64 Hessian of the whole-data-set mean loss (small P only)."""
+    pr = problem(w, torch.float64)
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        return sum(wt * pr.batch_loss(theta, x, y) for wt, x, y in pr.iter_batches())
+
+    H = torch.func.hessian(loss)(pr.theta)
+    return ((H + H.T) / 2).cpu().numpy()
+
+
+def reference(w: Workload, max_steps: int = 150, trace_budget: int = 400) -> Reference:
+    """The reference answers for ``w`` (see module doc)."""
+    if w.exact:
+        ev = np.linalg.eigvalsh(exact_hessian(w))
+        return Reference(ev[::-1][:5].copy(), float(ev.sum()), 0.0, ev,
+                         "exact float64 Hessian (numpy.linalg.eigvalsh)")
+    pr = problem(w, torch.float64)
+    op = make_operator(pr, "hessian")
+    r = lanczos(op, k=5, which="largest", tol=1e-8, max_steps=max_steps, seed=123)
+    t = xtrace(make_operator(problem(w), "hessian"), matvecs=trace_budget, seed=123)
+    how = (f"landscape Lanczos float64 tol 1e-8 ({r.steps} steps, max residual "
+           f"{float(np.max(r.residuals)):.1e}); XTrace {trace_budget} matvecs "
+           f"(stderr {t.stderr:.3g})")
+    return Reference(np.asarray(r.eigenvalues), t.estimate, t.stderr, None, how)
+
+
+def wasserstein1(nodes: np.ndarray, weights: np.ndarray, spectrum: np.ndarray) -> float:
+    """1-Wasserstein distance between sum_j w_j delta(nodes_j) (weights normalised) and the
+    uniform measure on ``spectrum``, divided by the spectral range."""
+    w = np.clip(np.asarray(weights, dtype=np.float64), 0, None)
+    w = w / w.sum()
+    a = np.concatenate([np.asarray(nodes, dtype=np.float64), spectrum])
+    order = np.argsort(a, kind="stable")
+    mass = np.concatenate([w, -np.full(spectrum.size, 1.0 / spectrum.size)])[order]
+    cdf = np.cumsum(mass)[:-1]
+    dist = float(np.sum(np.abs(cdf) * np.diff(a[order])))
+    return dist / max(float(spectrum.max() - spectrum.min()), 1e-300)

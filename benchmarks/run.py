@@ -1,0 +1,195 @@
+"""Run the benchmark suite: every workload, every question, every installed tool, one table.
+
+    python benchmarks/run.py --quick          # CI-sized, a couple of minutes, prints only
+    python benchmarks/run.py                  # full table, writes benchmarks/RESULTS.md
+    python benchmarks/run.py --device cuda    # adds the GPU-only workloads, CUDA section
+
+Reference tools come from a separate environment (``benchmarks/requirements.txt``); a tool that
+is not installed is skipped with a note. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import scipy  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks import report  # noqa: E402
+from benchmarks.adapters import Settings, load_all  # noqa: E402
+from benchmarks.measure import measure, one_line  # noqa: E402
+from benchmarks.reference import exact_hessian, reference  # noqa: E402
+from benchmarks.rows import Row, score  # noqa: E402
+from benchmarks.trace_efficiency import planted, study  # noqa: E402
+from benchmarks.workloads import build_all  # noqa: E402
+
+QUESTIONS = ("top1", "top5", "trace", "slq", "hvp", "grad", "block", "singles")
+
+
+def log(msg: str) -> None:
+    """Progress on stderr."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine(device: torch.device) -> dict[str, str]:
+    """CPU model, cores, device name and library versions."""
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        found = re.search(r"model name\s*:\s*(.+)", text)
+        cpu = found.group(1).strip() if found else cpu
+    except OSError:
+        pass
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({cpu})"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu, "cores": str(os.cpu_count()), "torch threads": str(torch.get_num_threads()),
+        "device": dev, "python": platform.python_version(), "torch": torch.__version__,
+        "numpy": np.__version__, "scipy": scipy.__version__,
+    }
+
+
+def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
+                  ) -> tuple[list[Row], list[str], dict[str, str], dict[str, str]]:
+    """All rows, notes (skips and failures), tool versions and reference descriptions."""
+    workloads, notes = build_all(device, args.quick, args.workloads)
+    adapters = [a for a in load_all() if not args.tools or a.NAME in args.tools]
+    versions: dict[str, str] = {}
+    for a in adapters:
+        if a.available():
+            versions[a.NAME] = a.version()
+        else:
+            notes.append(f"{a.NAME}: not installed, skipped (see benchmarks/requirements.txt)")
+    rows: list[Row] = []
+    refs: dict[str, str] = {}
+    for w in workloads:
+        t0 = time.perf_counter()
+        log(f"[{w.name}] P={w.n_params}, N={w.n_samples}: reference...")
+        ref = reference(w)
+        refs[w.name] = f"{w.description}; P = {w.n_params}; reference: {ref.how}"
+        for a in adapters:
+            if a.NAME not in versions:
+                continue
+            try:
+                tasks = a.tasks(w, s)
+            except Exception as e:  # a tool that cannot even wrap the model is a result
+                notes.append(f"{a.NAME} on {w.name}: setup failed: {one_line(e)}")
+                continue
+            for key, task in tasks.items():
+                log(f"[{w.name}] {a.NAME} {key}")
+                row = Row(w.name, key, a.NAME, measure(task, device, args.repeats))
+                score(row, ref)
+                rows.append(row)
+        log(f"[{w.name}] done in {time.perf_counter() - t0:.0f} s")
+    order = {n: i for i, n in enumerate(a.NAME for a in adapters)}
+    rows.sort(key=lambda r: (r.workload, QUESTIONS.index(r.question), r.key != r.question,
+                             order[r.tool]))
+    rows.sort(key=lambda r: [w.name for w in workloads].index(r.workload))
+    return rows, notes, versions, refs
+
+
+def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: list[Row],
+            notes: list[str], versions: dict[str, str], refs: dict[str, str],
+            effs: list, wall: float) -> list[str]:
+    """The markdown of one device's results."""
+    cs = report.costs(rows, s.block_k)
+    lines = [f"Measured {meta['date']} on **{meta['device']}**; {meta['cores']} cores "
+             f"({meta['torch threads']} torch threads); python {meta['python']}, torch "
+             f"{meta['torch']}, numpy {meta['numpy']}, scipy {meta['scipy']}; "
+             + ", ".join(f"{k} {v}" for k, v in versions.items())
+             + f". Whole suite: {wall:.0f} s, {args.repeats} timed repeats after one warm-up "
+             f"(median), {'--quick' if args.quick else 'full'} sizes.", "",
+             f"Questions: top-1/top-5 at tol {s.tol:g}; trace at {s.trace_budget} matvecs; "
+             f"{s.slq_steps}-step SLQ (one run); HVP vs gradient; {s.block_k} probes in one "
+             "block vs single calls. Peak memory is the sampled process RSS above the start "
+             "on CPU, `torch.cuda.max_memory_allocated` above the start on CUDA.", "",
+             "Workloads:", ""]
+    lines += [f"- **{k}**: {v}" for k, v in refs.items()]
+    lines += ["", "### Targets (issues 3 and 4)", ""]
+    lines += report.targets(rows, cs, effs, s.tol)
+    lines += ["", "### Eigenvalues, traces, densities", ""] + report.main_table(rows)
+    lines += ["", "rel. error: max over the k eigenvalues of |λ - λ*| / |λ*|; for traces "
+              "|t - t*| / |t*|; for densities the 1-Wasserstein distance to the exact "
+              "eigenvalue distribution divided by the spectral range (workload 1 only).", ""]
+    lines += ["### Cost of one product", ""] + report.cost_table(cs, s.block_k)
+    lines += ["", "### Trace estimators: matvecs to reach Hutchinson's error", "",
+              "RMS relative error over 30 seeds (10 with --quick) on dense operators (cheap "
+              "products).", ""]
+    lines += report.efficiency_table(effs)
+    if notes:
+        lines += ["", "### Notes", ""] + [f"- {n}" for n in notes]
+    return lines
+
+
+def write_results(path: Path, device: torch.device, body: list[str]) -> None:
+    """Replace this device's section of RESULTS.md, keeping the other one."""
+    kinds = ("cpu", "cuda")
+    old = path.read_text() if path.exists() else ""
+    parts: dict[str, str] = {}
+    for kind in kinds:
+        found = re.search(rf"<!-- {kind}:start -->\n(.*?)<!-- {kind}:end -->", old, re.S)
+        parts[kind] = found.group(1) if found else f"## {kind.upper()} table: not yet measured\n"
+    parts[device.type] = f"## {device.type.upper()} table\n\n" + "\n".join(body) + "\n"
+    text = ["# Benchmark results", "",
+            "Written by `python benchmarks/run.py` (see `benchmarks/README.md`). "
+            "Ratios are ours / theirs: below 1 means landscape is faster or uses fewer "
+            "matvecs.", ""]
+    for kind in kinds:
+        text += [f"<!-- {kind}:start -->", parts[kind].rstrip("\n"), f"<!-- {kind}:end -->", ""]
+    path.write_text("\n".join(text))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run, print the tables, write RESULTS.md."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="CI-sized workloads, 3 repeats")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; 3 quick)")
+    p.add_argument("--workloads", nargs="*", help="subset of mlp resnet gpt resnet18 gpt2")
+    p.add_argument("--tools", nargs="*", help="subset of landscape pyhessian eigenthings "
+                   "curvlinops")
+    p.add_argument("--out", type=Path, default=None,
+                   help="results page (default benchmarks/RESULTS.md; --quick: none)")
+    args = p.parse_args(argv)
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda but CUDA is not available")
+    torch.manual_seed(0)
+    s = Settings(trace_budget=24 if args.quick else 60)
+    start = time.perf_counter()
+    rows, notes, versions, refs = run_workloads(args, s, device)
+    log("trace-estimator study...")
+    P = 200 if args.quick else 500
+    mats = [(f"planted spectrum (5 large eigenvalues, P={P})", planted(P), True)]
+    if "mlp" in refs:
+        from benchmarks.workloads import build
+        mats.append(("exact Hessian of the mlp workload (indefinite, not dominated by a few "
+                     "eigenvalues: informational)", exact_hessian(build("mlp", "cpu")), False))
+    effs = [study(name, M, seeds=10 if args.quick else 30,
+                  hutch_budget=96 if args.quick else 384, target=t) for name, M, t in mats]
+    wall = time.perf_counter() - start
+    body = section(args, s, machine(device), rows, notes, versions, refs, effs, wall)
+    print("\n".join(body))
+    out = args.out if args.out is not None else (None if args.quick else
+                                                 ROOT / "benchmarks" / "RESULTS.md")
+    if out is not None:
+        write_results(out, device, body)
+        log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Smoke test of the benchmark suite: workloads build, our adapter answers every question on
+the smallest workload, and the reference adapters run when (and only when) installed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.adapters import Settings, load_all
+from benchmarks.adapters import landscape_ as ours
+from benchmarks.measure import measure
+from benchmarks.reference import reference
+from benchmarks.rows import Row, score
+from benchmarks.workloads import build, build_all
+
+SMALL = Settings(trace_budget=12, slq_steps=20, block_k=4)
+
+
+def test_workloads_build_and_skip_gpu_only_on_cpu():
+    ws, notes = build_all("cpu", quick=True)
+    assert [w.name for w in ws] == ["mlp", "resnet", "gpt"]
+    assert all(len(w.batches()) >= 1 for w in ws)
+    _, notes = build_all("cpu")
+    assert any("resnet18" in n and "skipped" in n for n in notes)
+
+
+def test_our_adapter_on_the_mlp_workload():
+    w = build("mlp", "cpu", quick=True)
+    ref = reference(w)
+    assert ref.spectrum is not None and ref.spectrum.size == w.n_params
+    tasks = ours.tasks(w, SMALL)
+    rows = []
+    for key in ("top1", "trace:xtrace", "slq", "block"):
+        row = Row(w.name, key, ours.NAME, measure(tasks[key], torch.device("cpu"), repeats=1))
+        score(row, ref)
+        assert row.m.ok, row.m.error
+        rows.append(row)
+    assert rows[0].accuracy is not None and rows[0].accuracy < 1e-3
+    assert rows[0].matvecs and rows[0].matvecs > 0
+    assert np.isfinite(rows[1].accuracy)
+    assert rows[3].matvecs == SMALL.block_k
+
+
+@pytest.mark.parametrize("name", ["pyhessian", "eigenthings", "curvlinops"])
+def test_reference_adapter_top1_when_installed(name):
+    adapter = next(a for a in load_all() if a.NAME == name)
+    if not adapter.available():
+        pytest.skip(f"{name} not installed (benchmarks/requirements.txt)")
+    w = build("mlp", "cpu", quick=True)
+    row = Row(w.name, "top1", name, measure(adapter.tasks(w, SMALL)["top1"],
+                                             torch.device("cpu"), repeats=1, warmup=0))
+    assert row.m.ok, row.m.error
+    assert row.matvecs and row.matvecs > 0
