@@ -96,9 +96,10 @@ class CurvatureOperator:
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + b)
         z = z.detach()
         out = []
+        if self.problem.loss_name == "cross-entropy":
+            p = torch.softmax(z.double(), -1).reshape(-1, z.shape[-1]).cpu()
         for _ in range(self.mc_samples):
             if self.problem.loss_name == "cross-entropy":
-                p = torch.softmax(z.double(), -1).reshape(-1, z.shape[-1]).cpu()
                 t = torch.multinomial(p, 1, generator=gen).reshape(z.shape[:-1])
             else:  # mse = ||z - y||² / D: a Gaussian with variance D/2 per element
                 scale = (z[0].numel() / 2) ** 0.5

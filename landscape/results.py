@@ -23,7 +23,7 @@ import numpy as np
 from . import __version__
 from .errors import InputError
 
-JSON_ARRAY_LIMIT = 1024  # longer arrays stay in the file, not in the JSON summary
+JSON_ARRAY_LIMIT = 256  # longer arrays (density grids, per-sample values) stay in the file only
 
 
 class Result:
