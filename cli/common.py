@@ -113,6 +113,7 @@ RUN_OPTIONS = [
         "--json", "as_json", is_flag=True, help="print the summary as one JSON object on stdout."
     ),
     click.option("--config", metavar="FILE", help="TOML file with defaults for any option."),
+    click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch (default: 1 below 100k parameters, else torch's choice)."),
 ]
 
 
@@ -128,6 +129,9 @@ def run_options(f: Callable) -> Callable:
     for opt in reversed(RUN_OPTIONS):
         f = opt(f)
     return f
+
+
+SMALL_MODEL = 100_000  # below this many parameters a CPU run uses one thread unless --threads
 
 
 def resolve_device(name: str) -> torch.device:
@@ -167,6 +171,8 @@ class Session:
         self.device = resolve_device(self.opts.get("device") or "auto")
         self.dtype = torch.float64 if self.opts.get("dtype") == "float64" else torch.float32
         torch.manual_seed(self.opts.get("seed") or 0)
+        if self.opts.get("threads"):
+            torch.set_num_threads(int(self.opts["threads"]))
 
     def checkpoint(self, path: str) -> Checkpoint:
         ckpt = load_checkpoint(path, trust=bool(self.opts.get("trust_checkpoint")))
@@ -223,7 +229,7 @@ class Session:
     def problem(self, model: torch.nn.Module, data: Any, ckpt: Checkpoint | None = None) -> Problem:
         o = self.opts
         loss = o.get("loss") or (ckpt.spec.get("loss") if ckpt else None)
-        return Problem(
+        problem = Problem(
             model,
             data.x,
             data.y,
@@ -234,6 +240,9 @@ class Session:
             dtype=self.dtype,
             train_mode=bool(o.get("train_mode")),
         )
+        if not o.get("threads") and self.device.type == "cpu" and problem.size < SMALL_MODEL:
+            torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
+        return problem
 
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
         return Progress(label, unit)
