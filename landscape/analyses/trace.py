@@ -155,23 +155,6 @@ class _Counting:
         return out
 
 
-def _exact_diagonal(op: _Counting, chunk: int = 64) -> np.ndarray:
-    """diag(C) from the P unit vectors e_i (P matvecs, ``chunk`` at a time)."""
-    parts = []
-    for i in range(0, op.size, chunk):
-        k = min(chunk, op.size - i)
-        E = torch.zeros(k, op.size, dtype=op.dtype, device=op.device)
-        E[torch.arange(k), torch.arange(i, i + k)] = 1
-        parts.append(op(E).diagonal(offset=i))
-    return torch.cat(parts).double().cpu().numpy()
-
-
-def _exact(op: _Counting, confidence: float) -> est.TraceResult:
-    """tr(C) = Σ_i e_iᵀ C e_i, no error (method and stopped "exact")."""
-    v = float(_exact_diagonal(op).sum())
-    return est.TraceResult(v, 0.0, v, v, confidence, np.zeros(0), op.size, "exact", "exact")
-
-
 def _prefix_history(samples: np.ndarray, confidence: float) -> np.ndarray:
     """Running Hutchinson estimate and half-width after k probes (k = k matvecs), ≤ 200 steps."""
     n = samples.size
@@ -222,35 +205,16 @@ def _estimate(op: _Counting, plan: _Plan, seed: int) -> Estimate:
     """One trace estimate of ``op`` with its history (see the module docstring)."""
     first, rtol, conf, cap = plan.first_run(), plan.rtol, plan.confidence, plan.max_matvecs
     if op.size <= first and (cap is None or op.size <= cap):
-        r = _exact(op, conf)
-        return Estimate(r, np.array([[r.matvecs, r.estimate, 0.0]]))
+        r = est.exact_trace(op, conf)
+        return Estimate(r, r.history)
     if plan.method == "hutchinson":
         r = est.hutchinson(
             op, probes=plan.probes, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap
         )
         return Estimate(r, _prefix_history(r.samples, conf))
     fn = est.xtrace if plan.method == "xtrace" else est.hutchpp
-    cap = cap if cap is not None else (16 * first if rtol else first)
-    budget, spent, steps, rnd = min(first, cap), 0, [], 0
-    while True:
-        if budget >= op.size:  # one run would span everything: the exact trace is cheaper
-            r = _exact(op, conf)
-            r.stopped = "rtol" if rtol is not None else "exact"
-        else:
-            r = fn(op, matvecs=budget, seed=seed + 1_000_003 * rnd, confidence=conf)
-        spent += r.matvecs
-        steps.append((spent, r.estimate, r.ci_high - r.estimate))
-        if rtol is None or r.method == "exact":
-            break
-        if r.ci_high - r.estimate <= rtol * abs(r.estimate):
-            r.stopped = "rtol"
-            break
-        if spent + 2 * budget > cap:
-            r.stopped = "max_matvecs"
-            break
-        budget, rnd = 2 * budget, rnd + 1
-    r.matvecs = spent
-    return Estimate(r, np.array(steps, dtype=np.float64))
+    r = fn(op, matvecs=first, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap)
+    return Estimate(r, r.history)
 
 
 def trace(
@@ -295,7 +259,7 @@ def trace(
         n = probes if probes is not None else est.DEFAULT_PROBES
         op = operator(problem)
         if op.size <= n:
-            out.diagonal, out.diagonal_stderr = _exact_diagonal(op), np.zeros(op.size)
+            out.diagonal, out.diagonal_stderr = est.exact_diagonal(op), np.zeros(op.size)
             out.diagonal_matvecs = op.size
         else:
             out.diagonal, out.diagonal_stderr, out.diagonal_matvecs = est.hutchinson_diagonal(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -24,7 +24,10 @@ from scipy.stats import t as student_t
 
 from landscape.linalg.operator import SymmetricOperator
 
-__all__ = ["TraceResult", "hutchinson", "hutchpp", "xtrace", "hutchinson_diagonal"]
+__all__ = [
+    "TraceResult", "exact_diagonal", "exact_trace", "hutchinson", "hutchinson_diagonal", "hutchpp",
+    "xtrace",
+]
 
 Progress = Callable[[int, "int | None"], None]
 DISTS = ("rademacher", "gaussian")
@@ -48,6 +51,8 @@ class TraceResult:
     matvecs: int
     method: str
     stopped: str
+    history: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+    """Rows (matvecs spent, estimate, half-width), one per adaptive round."""
 
 
 def _probes(gen: torch.Generator, n: int, op: SymmetricOperator, dist: str) -> torch.Tensor:
@@ -132,26 +137,30 @@ def hutchinson(
         goal = min(done + block, budget)
 
 
-def _adaptive(run: Callable[[int, torch.Generator], TraceResult], matvecs: int, seed: int,
-              rtol: float | None, max_matvecs: int | None,
-              progress: Progress | None) -> TraceResult:
+def _adaptive(op: SymmetricOperator, run: Callable[[int, torch.Generator], TraceResult],
+              matvecs: int, seed: int, rtol: float | None, confidence: float,
+              max_matvecs: int | None, progress: Progress | None) -> TraceResult:
     """Run once with ``matvecs``; with ``rtol``, double and re-run from fresh probes until the
     half-width is met or the next run would pass ``max_matvecs`` (the default cap is 16x
-    ``matvecs``). Only the last run is reported; ``matvecs`` counts all of them."""
+    ``matvecs``). Only the last run is reported; ``matvecs`` counts all of them and ``history``
+    has one row per run. A run of at least P products is replaced by the exact trace."""
     gen = torch.Generator().manual_seed(int(seed))
-    if rtol is None:
-        res = run(matvecs if max_matvecs is None else min(matvecs, max_matvecs), gen)
-        if progress is not None:
-            progress(res.matvecs, res.matvecs)
-        return res
-    cap = max_matvecs if max_matvecs is not None else 16 * matvecs
-    spent, budget = 0, min(matvecs, cap)
+    first = matvecs if max_matvecs is None else min(matvecs, max_matvecs)
+    cap = first if rtol is None else max_matvecs if max_matvecs is not None else 16 * matvecs
+    spent, budget, rows = 0, min(matvecs, cap), []
     while True:
-        res = run(budget, gen)
+        # a run that would span the whole space costs more than the exact trace
+        res = exact_trace(op, confidence) if budget >= op.size else run(budget, gen)
         spent += res.matvecs
         res.matvecs = spent
+        rows.append((spent, res.estimate, res.ci_high - res.estimate))
+        res.history = np.array(rows, dtype=np.float64)
         if progress is not None:
-            progress(spent, None)
+            progress(spent, cap)
+        if rtol is None or res.method == "exact":
+            if rtol is not None:
+                res.stopped = "rtol"
+            return res
         if _met(res, rtol):
             res.stopped = "rtol"
             return res
@@ -193,81 +202,25 @@ def hutchpp(
         tail = (G * op(G)).sum(dim=1).double().cpu().numpy()
         return _result(low + tail, confidence, 2 * s + g, "hutchpp", "probes")
 
-    return _adaptive(run, matvecs, seed, rtol, max_matvecs, progress)
+    return _adaptive(op, run, matvecs, seed, rtol, confidence, max_matvecs, progress)
 
 
-def xtrace(
-    op: SymmetricOperator,
-    matvecs: int = 100,
-    dist: str = "rademacher",
-    seed: int = 0,
-    rtol: float | None = None,
-    confidence: float = 0.95,
-    max_matvecs: int | None = None,
-    progress: Progress | None = None,
-) -> TraceResult:
-    """XTrace with s = matvecs // 2 test vectors W: Y = A W = Q R, Z = A Q (2s products).
-
-    Leaving w_i out of the basis removes the direction q_i = Q r_i, r_i the normalised
-    column i of R^{-T}. With H = Q^T A Q, c_i = r_i^T Q^T w_i and u_i = Q^T w_i - c_i r_i:
-    t_i = tr(H) - r_i^T H r_i + w_i^T y_i - 2 R[:, i]^T u_i + u_i^T H u_i, unbiased for
-    tr(A). The estimate is mean(t_i) (``samples`` = t_i); the stderr is the jackknife over
-    test vectors, not the paper's std(t_i)/sqrt(s), which covers too rarely.
-    Adaptive ``rtol``: re-run with doubled ``matvecs`` (:func:`_adaptive`).
-    """
-    def run(m: int, gen: torch.Generator) -> TraceResult:
-        s = min(max(m // 2, 2), op.size)
-        W = _probes(gen, s, op, dist)
-        Y = op(W)
-        Q, R = _orth_rows(Y)
-        Z = op(Q)
-        H = (Q @ Z.T).double().cpu().numpy()
-        H = (H + H.T) / 2
-        Wq = (Q @ W.T).double().cpu().numpy()  # column i: Q^T w_i
-        Rn = R.double().cpu().numpy()
-        wy = (W * Y).sum(dim=1).double().cpu().numpy()
-        t = _xtrace_samples(H, Wq, Rn, wy)
-        res = _result(t, confidence, 2 * s, "xtrace", "probes")
-        res.stderr = _xtrace_jackknife(H, Wq, Rn, wy)
-        half = _quantile(confidence, s) * res.stderr
-        res.ci_low, res.ci_high = res.estimate - half, res.estimate + half
-        return res
-
-    return _adaptive(run, matvecs, seed, rtol, max_matvecs, progress)
+def exact_diagonal(op: SymmetricOperator, chunk: int = 64) -> np.ndarray:
+    """diag(A) from the P unit vectors e_i (P matvecs, ``chunk`` at a time)."""
+    parts = []
+    for i in range(0, op.size, chunk):
+        k = min(chunk, op.size - i)
+        E = torch.zeros(k, op.size, dtype=op.dtype, device=op.device)
+        E[torch.arange(k), torch.arange(i, i + k)] = 1
+        parts.append(op(E).diagonal(offset=i))
+    return torch.cat(parts).double().cpu().numpy()
 
 
-def _xtrace_samples(H: np.ndarray, Wq: np.ndarray, R: np.ndarray, wy: np.ndarray) -> np.ndarray:
-    """The leave-one-out estimates t_i (formula in :func:`xtrace`) from the s x s
-    quantities; every argument may carry leading batch dimensions."""
-    try:
-        X = np.swapaxes(np.linalg.inv(R), -1, -2)  # R^{-T}
-    except np.linalg.LinAlgError:
-        X = np.swapaxes(np.linalg.pinv(R), -1, -2)
-    if not np.all(np.isfinite(X)):
-        X = np.swapaxes(np.linalg.pinv(R), -1, -2)
-    X = X / np.maximum(np.linalg.norm(X, axis=-2, keepdims=True), np.finfo(np.float64).tiny)
-    c = np.sum(X * Wq, axis=-2, keepdims=True)
-    U = Wq - X * c
-    quad = "...ji,...jk,...ki->...i"
-    return (np.trace(H, axis1=-2, axis2=-1)[..., None] - np.einsum(quad, X, H, X) + wy
-            - 2 * np.sum(R * U, axis=-2) + np.einsum(quad, U, H, U))
-
-
-def _xtrace_jackknife(H: np.ndarray, Wq: np.ndarray, R: np.ndarray, wy: np.ndarray) -> float:
-    """Jackknife standard error of XTrace: re-run it without test vector j (in the s x s
-    coordinates of Q, no new products), se^2 = (s-1)/s sum_j (est_(j) - mean)^2. By the
-    Efron-Stein inequality this over-estimates the variance on average; the spread of the
-    t_i alone (the paper's estimate) runs ~20% low because the t_i are correlated."""
-    s = R.shape[1]
-    if s < 3:
-        return math.inf
-    keep = np.array([np.delete(np.arange(s), j) for j in range(s)])  # (s, s-1)
-    B, Rj = np.linalg.qr(np.swapaxes(R[:, keep], 0, 1))  # batches of R[:, keep[j]]
-    Bt = np.swapaxes(B, -1, -2)
-    Hj = Bt @ H @ B
-    Wj = Bt @ np.swapaxes(Wq[:, keep], 0, 1)
-    est = _xtrace_samples(Hj, Wj, Rj, wy[keep]).mean(axis=-1)
-    return float(math.sqrt((s - 1) / s * np.sum((est - est.mean()) ** 2)))
+def exact_trace(op: SymmetricOperator, confidence: float = 0.95) -> TraceResult:
+    """tr(A) = Σ_i e_iᵀ A e_i with no error (method and stopped "exact"; P matvecs)."""
+    v = float(exact_diagonal(op).sum())
+    hist = np.array([[op.size, v, 0.0]])
+    return TraceResult(v, 0.0, v, v, confidence, np.zeros(0), op.size, "exact", "exact", hist)
 
 
 def hutchinson_diagonal(
@@ -306,3 +259,6 @@ def hutchinson_diagonal(
     est = (num / den).cpu().numpy()
     stderr = (var.sqrt() / scale / math.sqrt(done)).cpu().numpy()
     return est, stderr, done
+
+
+from landscape.linalg.xtrace import xtrace  # noqa: E402  (XTrace builds on the pieces above)
