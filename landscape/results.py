@@ -81,6 +81,16 @@ class RunInfo:
         return out
 
 
+def _description(path: str, descriptions: dict[str, str]) -> str | None:
+    """The description of ``path``; ``blocks/<name>/...`` falls back to the whole-model path."""
+    if path in descriptions:
+        return descriptions[path]
+    parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "blocks":
+        return descriptions.get("/".join(parts[2:]))
+    return None
+
+
 def _write_tree(group: h5py.Group, tree: dict[str, Any], descriptions: dict[str, str]) -> None:
     for key, value in tree.items():
         if key == "attrs":
@@ -97,9 +107,9 @@ def _write_tree(group: h5py.Group, tree: dict[str, Any], descriptions: dict[str,
             if array.dtype.kind == "U":
                 array = array.astype(h5py.string_dtype())
             ds = group.create_dataset(key, data=array)
-            path = f"{group.name.strip('/')}/{key}".strip("/")
-            if path in descriptions:
-                ds.attrs["description"] = descriptions[path]
+            text = _description(f"{group.name.strip('/')}/{key}".strip("/"), descriptions)
+            if text:
+                ds.attrs["description"] = text
 
 
 def write_result(path: str, result: Result, run: RunInfo) -> None:

@@ -6,9 +6,10 @@ import torch
 from helpers import blobs, exact_hessian, small_problem, tanh_mlp
 from torch import nn
 
-from landscape.analyses.spectrum import bulk_edge, mass_below, spectrum
+from landscape.analyses.spectrum import spectrum
 from landscape.errors import InputError
 from landscape.linalg.slq import density as smooth_density
+from landscape.linalg.spectral_stats import bulk_edge, mass_below
 from landscape.loading.data import load_data
 from landscape.problem import Problem
 

@@ -23,21 +23,9 @@ from ..linalg.eigsh import eigsh
 from ..linalg.lanczos import WHICH
 from ..linalg.slq import density as smooth_density
 from ..linalg.slq import slq
+from ..linalg.spectral_stats import bulk_edge, mass_below
 from ..problem import Problem, ProgressFn
 from ..results import Result
-
-
-class _ByLeaf(dict):
-    """Descriptions looked up by the last two path components, so /blocks/<name>/... match."""
-
-    def _key(self, path: object) -> str:
-        return "/".join(str(path).split("/")[-2:])
-
-    def __contains__(self, path: object) -> bool:
-        return dict.__contains__(self, self._key(path))
-
-    def __getitem__(self, path: str) -> str:
-        return dict.__getitem__(self, self._key(path))
 
 
 @dataclass
@@ -117,28 +105,26 @@ class SpectrumResult(Result):
     blocks: dict[str, Spectrum] = field(default_factory=dict)
 
     command: ClassVar[str] = "spectrum"
-    descriptions: ClassVar[dict[str, str]] = _ByLeaf(
-        {
-            "spectrum/eigenvalues": "wanted eigenvalues of the curvature matrix, descending",
-            "spectrum/residuals": "relative residuals ||C x - λ x|| / max(|λ|, floor) (bounds)",
-            "spectrum/eigenvectors": "unit eigenvectors (k, P), rows in eigenvalue order",
-            "spectrum/lambda_max": "largest eigenvalue (source in attr lambda_max_from)",
-            "spectrum/lambda_min": "smallest eigenvalue (source in attr lambda_min_from)",
-            "spectrum/ratio": "|lambda_min / lambda_max|",
-            "spectrum/negative_mass": "SLQ mass below -sqrt(eps)·max|λ| (CMS-bracket midpoint)",
-            "spectrum/bulk_edge": "right edge of the density's bulk (see docs/spectrum.md)",
-            "spectrum/n_outliers": "computed eigenvalues above the bulk edge (a lower bound)",
-            "spectrum/n_outliers_slq": "P × SLQ mass above the bulk edge (an estimate)",
-            "spectrum/trace": "SLQ trace estimate P · mean_r Σ_j w_rj θ_rj",
-            "spectrum/trace_stderr": "standard error of the trace estimate over the SLQ runs",
-            "spectrum/converged": "every wanted residual is <= tol",
-            "spectrum/matvecs": "curvature-vector products spent on this operator",
-            "density/grid": "points x of the smoothed density",
-            "density/values": "Gaussian-smoothed SLQ density at grid, integrates to 1",
-            "density/nodes": "Gauss quadrature nodes (Ritz values) per SLQ run (runs, m)",
-            "density/weights": "Gauss quadrature weights per SLQ run (runs, m), rows sum to 1",
-        }
-    )
+    descriptions: ClassVar[dict[str, str]] = {
+        "spectrum/eigenvalues": "wanted eigenvalues of the curvature matrix, descending",
+        "spectrum/residuals": "relative residuals ||C x - λ x|| / max(|λ|, floor) (bounds)",
+        "spectrum/eigenvectors": "unit eigenvectors (k, P), rows in eigenvalue order",
+        "spectrum/lambda_max": "largest eigenvalue (source in attr lambda_max_from)",
+        "spectrum/lambda_min": "smallest eigenvalue (source in attr lambda_min_from)",
+        "spectrum/ratio": "|lambda_min / lambda_max|",
+        "spectrum/negative_mass": "SLQ mass below -sqrt(eps)·max|λ| (CMS-bracket midpoint)",
+        "spectrum/bulk_edge": "right edge of the density's bulk (see docs/spectrum.md)",
+        "spectrum/n_outliers": "computed eigenvalues above the bulk edge (a lower bound)",
+        "spectrum/n_outliers_slq": "P × SLQ mass above the bulk edge (an estimate)",
+        "spectrum/trace": "SLQ trace estimate P · mean_r Σ_j w_rj θ_rj",
+        "spectrum/trace_stderr": "standard error of the trace estimate over the SLQ runs",
+        "spectrum/converged": "every wanted residual is <= tol",
+        "spectrum/matvecs": "curvature-vector products spent on this operator",
+        "density/grid": "points x of the smoothed density",
+        "density/values": "Gaussian-smoothed SLQ density at grid, integrates to 1",
+        "density/nodes": "Gauss quadrature nodes (Ritz values) per SLQ run (runs, m)",
+        "density/weights": "Gauss quadrature weights per SLQ run (runs, m), rows sum to 1",
+    }
 
     @property
     def matvecs(self) -> int:
@@ -150,39 +136,6 @@ class SpectrumResult(Result):
         if self.blocks:
             out["blocks"] = {name: b.tree() for name, b in self.blocks.items()}
         return out
-
-
-def bulk_edge(grid: np.ndarray, values: np.ndarray, n_params: int, sigma: float) -> float:
-    """Right end of the connected region around the density's mode where φ >= 1/(2Pσ√(2π))."""
-    threshold = 0.5 / (n_params * sigma * math.sqrt(2 * math.pi))
-    i = int(np.argmax(values))
-    below = np.nonzero(values[i:] < threshold)[0]
-    return float(grid[-1] if below.size == 0 else grid[i + below[0]])
-
-
-def mass_below(
-    nodes: np.ndarray,
-    weights: np.ndarray,
-    x: float,
-    zero: float = 0.0,
-    exact: np.ndarray | None = None,
-) -> float:
-    """SLQ estimate of the spectral mass below x < 0, averaged over runs. Per run the midpoint of
-    the Chebyshev-Markov-Stieltjes bracket [S - w_k, S + w_(k+1)] (Golub & Meurant 2010, 6.3),
-    S the weight of the nodes < x, w_k the last of them, w_(k+1) the next node's unless that
-    node is numerically zero (|θ| <= zero: it stands for the null space); S alone for ``exact``
-    runs (Krylov space exhausted, so the quadrature is the run's true measure)."""
-    out = []
-    for r, (q, w) in enumerate(zip(nodes, weights)):
-        order = np.argsort(q[w > 0], kind="stable")
-        q, w = q[w > 0][order], w[w > 0][order]
-        k = int(np.searchsorted(q, x))
-        below = float(w[:k].sum())
-        if exact is None or not exact[r]:
-            above = w[k] if k < w.size and abs(q[k]) > zero else 0.0
-            below += (above - (w[k - 1] if k > 0 else 0.0)) / 2
-        out.append(below)
-    return float(np.mean(out))
 
 
 def _check(top_k: int, which: str, tol: float, runs: int, steps: int, sigma: float | None) -> None:
