@@ -1,6 +1,6 @@
 """Run the benchmark suite: every workload, every question, every installed tool, one table.
 
-    python benchmarks/run.py --quick          # CI-sized, a couple of minutes, prints only
+    python benchmarks/run.py --quick          # CI-sized (workload 1), prints only
     python benchmarks/run.py                  # full table, writes benchmarks/RESULTS.md
     python benchmarks/run.py --device cuda    # adds the GPU-only workloads, CUDA section
 
@@ -64,7 +64,7 @@ def machine(device: torch.device) -> dict[str, str]:
 def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                   ) -> tuple[list[Row], list[str], dict[str, str], dict[str, str]]:
     """All rows, notes (skips and failures), tool versions and reference descriptions."""
-    workloads, notes = build_all(device, args.quick, args.workloads)
+    workloads, notes = build_all(device, args.quick, args.workloads, args.size)
     adapters = [a for a in load_all() if not args.tools or a.NAME in args.tools]
     versions: dict[str, str] = {}
     for a in adapters:
@@ -88,8 +88,13 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                 notes.append(f"{a.NAME} on {w.name}: setup failed: {one_line(e)}")
                 continue
             for key, task in tasks.items():
-                log(f"[{w.name}] {a.NAME} {key}")
+                if time.perf_counter() - args.started > args.budget:
+                    notes.append(f"{a.NAME} {key} on {w.name}: not run, the suite's time "
+                                 f"budget ({args.budget:.0f} s) was spent")
+                    continue
+                t1 = time.perf_counter()
                 row = Row(w.name, key, a.NAME, measure(task, device, args.repeats))
+                log(f"[{w.name}] {a.NAME} {key}: {time.perf_counter() - t1:.1f} s")
                 score(row, ref)
                 rows.append(row)
         log(f"[{w.name}] done in {time.perf_counter() - t0:.0f} s")
@@ -158,8 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; 3 quick)")
     p.add_argument("--workloads", nargs="*", help="subset of mlp resnet gpt resnet18 gpt2")
+    p.add_argument("--size", choices=("quick", "cpu", "cuda"), default=None,
+                   help="workload sizes (default: by device; quick with --quick)")
     p.add_argument("--tools", nargs="*", help="subset of landscape pyhessian eigenthings "
                    "curvlinops")
+    p.add_argument("--budget", type=float, default=1020.0,
+                   help="seconds after which remaining tasks are skipped with a note")
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
     args = p.parse_args(argv)
@@ -169,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda but CUDA is not available")
     torch.manual_seed(0)
     s = Settings(trace_budget=24 if args.quick else 60)
-    start = time.perf_counter()
+    start = args.started = time.perf_counter()
     rows, notes, versions, refs = run_workloads(args, s, device)
     log("trace-estimator study...")
     P = 200 if args.quick else 500
