@@ -107,3 +107,17 @@ def test_mse_regression_hessian_is_two_xtx_over_n():
     V = torch.randn(3, 4, dtype=torch.float64, generator=g)
     for kind in ("hessian", "ggn"):
         assert torch.allclose(make_operator(p, kind)(V), V @ H, atol=1e-13), kind
+
+
+def test_single_vector_products_with_and_without_cached_graphs():
+    """Repeated one-vector products reuse each batch's gradient graph; both paths are exact."""
+    p = small_problem(batch_size=64)
+    H = exact_hessian(p)
+    g = torch.Generator().manual_seed(6)
+    for cache in (True, False):
+        op = CurvatureOperator(p, "hessian", cache_graphs=cache)
+        for _ in range(3):
+            v = torch.randn(p.size, dtype=torch.float64, generator=g)
+            assert torch.allclose(op(v), H @ v, atol=1e-13, rtol=1e-10)
+        assert op.matvecs == 3
+        assert len(op._graphs) == (2 if cache else 0)
