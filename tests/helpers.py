@@ -30,3 +30,15 @@ def exact_hessian(problem: Problem) -> torch.Tensor:
     x = torch.cat([xb for xb, _ in problem.batches])
     y = torch.cat([yb for _, yb in problem.batches])
     return torch.func.hessian(lambda th: problem.batch_loss(th, x, y))(problem.theta)
+
+
+def dense_operator(lam, seed: int = 0, dtype: torch.dtype = torch.float64):
+    """A DenseOperator Q diag(lam) Qᵀ with a seeded random orthogonal Q: a known spectrum."""
+    import numpy as np
+
+    from landscape.linalg.operator import DenseOperator
+
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
+    A = (Q * lam) @ Q.T
+    return DenseOperator(torch.tensor((A + A.T) / 2, dtype=dtype))

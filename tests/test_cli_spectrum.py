@@ -13,16 +13,6 @@ DEMO = str(Path(__file__).resolve().parents[1] / "data" / "demo_a.pt")
 FAST = ["--max-samples", "200", "--slq-runs", "3", "--slq-steps", "15", "--top-k", "2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared 2-core machine the
-    threads' spin-waiting made these tests 10-50x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     d = tmp_path_factory.mktemp("spectrum")

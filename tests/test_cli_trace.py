@@ -13,14 +13,6 @@ DEMO = os.path.join(os.path.dirname(__file__), "..", "data", "demo_a.pt")
 FAST = ["--max-samples", "64", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_json_file_plot_and_show_round_trip(tmp_path):
     out, png = tmp_path / "t.h5", tmp_path / "t.png"
     r = run_cli(

@@ -5,17 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import dense_operator as build
 
 from landscape.errors import InputError
 from landscape.linalg.eigsh import eigsh
 from landscape.linalg.operator import DenseOperator, as_numpy_linear_operator
-
-
-def build(lam: np.ndarray, seed: int = 0) -> DenseOperator:
-    rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
-    A = (Q * lam) @ Q.T
-    return DenseOperator(torch.tensor((A + A.T) / 2))
 
 
 @pytest.fixture(scope="module")

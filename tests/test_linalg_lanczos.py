@@ -5,16 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import dense_operator as build
 
 from landscape.linalg.lanczos import lanczos
 from landscape.linalg.operator import DenseOperator
-
-
-def build(lam: np.ndarray, seed: int = 0, dtype: torch.dtype = torch.float64) -> DenseOperator:
-    rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
-    A = (Q * lam) @ Q.T
-    return DenseOperator(torch.tensor((A + A.T) / 2, dtype=dtype))
 
 
 def spectrum(P: int = 400, seed: int = 1) -> np.ndarray:

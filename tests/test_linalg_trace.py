@@ -5,18 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import dense_operator as build
 
 from landscape.linalg.operator import DenseOperator
 from landscape.linalg.trace import hutchinson, hutchinson_diagonal, hutchpp, xtrace
 
 P = 200
 
-
-def build(lam: np.ndarray, seed: int = 0) -> DenseOperator:
-    rng = np.random.default_rng(seed)
-    Q, _ = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
-    A = (Q * lam) @ Q.T
-    return DenseOperator(torch.tensor((A + A.T) / 2))
 
 
 @pytest.fixture(scope="module")

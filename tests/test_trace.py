@@ -15,15 +15,6 @@ from landscape.problem import Problem
 METHODS = ["hutchinson", "hutchpp", "xtrace"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run 10-30x faster on one thread when the cores are shared; restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _tiny(n: int = 40, hidden: int = 4) -> Problem:
     """One batch, P = 3·h + h + 2h + 2 (26 for h = 4): the cheapest real curvature operator."""
     x, y = blobs(n=n, d_in=3, classes=2)
