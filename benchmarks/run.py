@@ -169,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
                    "curvlinops")
     p.add_argument("--budget", type=float, default=1020.0,
                    help="seconds after which remaining tasks are skipped with a note")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads for every tool (default 1 on CPU: these workloads are "
+                   "small, and on a shared 2-core machine more threads slow every tool down)")
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
     args = p.parse_args(argv)
@@ -176,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
+    if args.threads or device.type == "cpu":
+        torch.set_num_threads(args.threads or 1)
     torch.manual_seed(0)
     s = Settings(trace_budget=24 if args.quick else 60)
     start = args.started = time.perf_counter()
