@@ -20,21 +20,12 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp, vjp, vmap
 
+from .compat import math_attention
 from .errors import InputError
 from .problem import Problem
 
 CURVATURES = ("hessian", "ggn", "fisher", "ef")
 CACHED_BATCHES = 4  # keep the gradient graphs of at most this many batches between products
-
-
-def _math_attention() -> contextlib.AbstractContextManager:
-    """Force the math attention kernel, the only one with forward-mode and double backward."""
-    try:
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-
-        return sdpa_kernel(SDPBackend.MATH)
-    except ImportError:  # torch < 2.3
-        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_mem_efficient=False)
 
 
 class CurvatureOperator:
@@ -173,7 +164,7 @@ class CurvatureOperator:
         V = V.to(device=self.device, dtype=self.dtype)
         with contextlib.ExitStack() as stack:
             if self.reverse_over_reverse:
-                stack.enter_context(_math_attention())
+                stack.enter_context(math_attention())
             try:
                 out = self._apply(V)
             except (NotImplementedError, RuntimeError) as e:
@@ -181,7 +172,7 @@ class CurvatureOperator:
                     raise
                 self.reverse_over_reverse = True
                 self._graphs.clear()
-                stack.enter_context(_math_attention())
+                stack.enter_context(math_attention())
                 out = self._apply(V)
         self.matvecs += V.shape[0]
         return out[0] if single else out

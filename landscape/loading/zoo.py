@@ -11,8 +11,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from landscape.compat import math_attention
 from landscape.errors import InputError
 
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -146,7 +146,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = (z.view(b, t, self.n_head, d // self.n_head).transpose(1, 2) for z in (q, k, v))
         # The math kernel is differentiable twice (Hessian-vector products); the fused CPU/CUDA
         # kernels are not.
-        with sdpa_kernel(SDPBackend.MATH):
+        with math_attention():
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
