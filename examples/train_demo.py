@@ -1,9 +1,9 @@
 """Train two small MLPs on scikit-learn's digits and write self-describing checkpoints.
 
-Writes, next to each other under ``data/``:
+Writes, next to each other under ``data/`` (beside ``tiny_model.py``, the worked example of a
+user's own model file, whose ``make`` loads these weights):
   digits.npz              standardised features ``x`` (float32, 1797 x 64) and labels ``y``
   demo_a.pt, demo_b.pt    ``{"state_dict", "optimizer", "landscape"}`` from seeds 0 and 1
-  tiny_model.py           a user's own model file whose ``make`` loads demo_a's weights
 
 Run from the repository root: ``python examples/train_demo.py`` (CPU, a few seconds). Then e.g.
 ``landscape lmc data/demo_a.pt data/demo_b.pt``.
@@ -24,33 +24,6 @@ from landscape.loading.zoo import mlp  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
 MODEL_KWARGS = {"in_dim": 64, "hidden": [32], "out_dim": 10, "activation": "tanh"}
 STEPS, LR = 300, 1e-2
-
-TINY_MODEL = '''"""A user's own model file, the example for ``--model data/tiny_model.py:make``.
-
-Same layout as the zoo ``mlp`` (keys ``layers.0.*`` and ``layers.2.*``), so the weights of
-``demo_a.pt`` load into it.
-"""
-
-from torch import nn
-
-
-class TinyMLP(nn.Module):
-    def __init__(self, in_dim=64, hidden=32, out_dim=10):
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(in_dim, hidden), nn.Tanh(),
-                                    nn.Linear(hidden, out_dim))
-
-    def forward(self, x):
-        return self.layers(x.flatten(1))
-
-
-def make(**kw) -> nn.Module:
-    """Build the model; ``hidden`` may be given as an int or a one-element list."""
-    hidden = kw.pop("hidden", 32)
-    kw.pop("activation", None)
-    return TinyMLP(hidden=hidden[0] if isinstance(hidden, (list, tuple)) else hidden, **kw)
-'''
-
 
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
     """Standardised digits features (float32) and labels (int64)."""
@@ -88,9 +61,7 @@ def main() -> None:
         checkpoint, accuracy = train(seed, x, y)
         torch.save(checkpoint, os.path.join(OUT, f"{name}.pt"))
         print(f"{name}.pt (seed {seed}): train accuracy {accuracy:.4f}")
-    with open(os.path.join(OUT, "tiny_model.py"), "w") as handle:
-        handle.write(TINY_MODEL)
-    print(f"wrote digits.npz, demo_a.pt, demo_b.pt, tiny_model.py to {os.path.normpath(OUT)}")
+    print(f"wrote digits.npz, demo_a.pt, demo_b.pt to {os.path.normpath(OUT)}")
 
 
 if __name__ == "__main__":

@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+
+def package_available(module: str) -> bool:
+    """True when ``module`` imports."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution``."""
+    from importlib.metadata import version
+
+    return version(distribution)
 
 
 class Counter:

@@ -10,7 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.adapters import Settings, Task
-from benchmarks.adapters.common import Counter, autograd_gradient, rademacher
+from benchmarks.adapters.common import (
+    Counter,
+    autograd_gradient,
+    package_available,
+    package_version,
+    rademacher,
+)
 from benchmarks.measure import Answer
 from benchmarks.workloads import Workload
 
@@ -19,17 +25,12 @@ NAME = "curvlinops"
 
 def available() -> bool:
     """True when ``curvlinops`` imports."""
-    try:
-        import curvlinops  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return package_available("curvlinops")
 
 
 def version() -> str:
     """The installed curvlinops-for-pytorch version."""
-    from importlib.metadata import version as v
-    return v("curvlinops-for-pytorch")
+    return package_version("curvlinops-for-pytorch")
 
 
 def tasks(w: Workload, s: Settings) -> dict[str, Task]:

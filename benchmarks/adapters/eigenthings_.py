@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.adapters import Settings, Task
-from benchmarks.adapters.common import Counter, autograd_gradient, rademacher
+from benchmarks.adapters.common import (
+    Counter,
+    autograd_gradient,
+    package_available,
+    rademacher,
+)
 from benchmarks.measure import Answer
 from benchmarks.workloads import Workload
 
@@ -19,11 +24,7 @@ NAME = "eigenthings"
 
 def available() -> bool:
     """True when ``hessian_eigenthings`` imports."""
-    try:
-        import hessian_eigenthings  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return package_available("hessian_eigenthings")
 
 
 def version() -> str:

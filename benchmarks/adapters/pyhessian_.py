@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from benchmarks.adapters import Settings, Task
-from benchmarks.adapters.common import Counter, autograd_gradient, rademacher
+from benchmarks.adapters.common import (
+    Counter,
+    autograd_gradient,
+    package_available,
+    package_version,
+    rademacher,
+)
 from benchmarks.measure import Answer
 from benchmarks.workloads import Workload
 
@@ -23,17 +29,12 @@ NAME = "pyhessian"
 
 def available() -> bool:
     """True when ``pyhessian`` imports."""
-    try:
-        import pyhessian  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return package_available("pyhessian")
 
 
 def version() -> str:
-    """The installed PyHessian version."""
-    from importlib.metadata import version as v
-    return v("pyhessian")
+    """The installed pyhessian version."""
+    return package_version("pyhessian")
 
 
 def tasks(w: Workload, s: Settings) -> dict[str, Task]:
