@@ -119,3 +119,46 @@ def test_bad_direction_file_exits_2(tmp_path):
         tmp_path / "x.h5",
     )
     assert r.code == 2 and "entries" in r.stderr
+
+
+def _adamw_checkpoint(path: str) -> float:
+    """An AdamW checkpoint whose param groups, as torch < 2.6 wrote them, do not say "AdamW";
+    returns the length of the step AdamW really takes next."""
+    from landscape.loading.data import load_data
+    from landscape.loading.zoo import mlp
+
+    kwargs = {"in_dim": 16, "hidden": [8], "out_dim": 4}
+    torch.manual_seed(0)
+    model = mlp(**kwargs)
+    data = load_data("gmm")
+    opt = torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.5)
+
+    def step() -> None:
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    sd = opt.state_dict()
+    for group in sd["param_groups"]:
+        group.pop("decoupled_weight_decay", None)
+    spec = {"model": "mlp", "model_kwargs": kwargs, "data": "gmm", "loss": "cross-entropy"}
+    torch.save({"state_dict": model.state_dict(), "optimizer": sd, "landscape": spec}, path)
+    before = torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
+    step()
+    after = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    return float((after - before).norm())
+
+
+def test_optimizer_flag_says_adamw_where_the_state_does_not(tmp_path):
+    ck = str(tmp_path / "adamw.pt")
+    true_tau = _adamw_checkpoint(ck)
+    r = run_cli(
+        "ghost", ck, "--optimizer", "adamw", "--json", "--no-plot", "-o", str(tmp_path / "w.h5")
+    )
+    assert r.code == 0, r.stderr
+    assert r.json()["ghost"]["tau"] == pytest.approx(true_tau, rel=1e-4)
+    guessed = run_cli("ghost", ck, "--json", "--no-plot", "-o", str(tmp_path / "a.h5"))
+    assert guessed.code == 0 and "--optimizer adamw" in guessed.stderr
+    assert abs(guessed.json()["ghost"]["tau"] - true_tau) > 1e-3 * true_tau

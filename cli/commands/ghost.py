@@ -11,7 +11,7 @@ from landscape.analyses.ghost import ghost as run_ghost
 from landscape.errors import InputError
 
 from ..common import Session, analysis_options, fmt
-from .sharpness import next_delta, optimizer_state
+from .sharpness import OPTIMIZER_OPTION, next_delta, optimizer_state
 
 
 @click.command("ghost")
@@ -40,6 +40,7 @@ from .sharpness import next_delta, optimizer_state
     help="also pi / this quantile of the spread (NOT a bound).",
 )
 @click.option("--no-adam", is_flag=True, help="ignore the checkpoint's optimizer state.")
+@OPTIMIZER_OPTION
 @analysis_options
 def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """How long a step CKPT can take before the softmax's complex zeros get in the way.
@@ -56,7 +57,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("ghost", opts)
     loaded = s.load(ckpt)
     p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded)
+    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
     delta = next_delta(s, loaded, next_ckpt)
     _, grad = p.loss_and_grad()
     update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])

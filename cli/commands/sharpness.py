@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import click
 
 from landscape.analyses import directions as dirs
@@ -19,13 +21,35 @@ def next_delta(s: Session, loaded: Loaded, path: str | None):
     return dirs.difference(loaded.problem, dict(model.named_parameters()))
 
 
-def optimizer_state(loaded: Loaded):
-    """The checkpoint's Adam state by parameter name, or None."""
+OPTIMIZER_OPTION = click.option(
+    "--optimizer",
+    type=click.Choice(["auto", "adam", "adamw"]),
+    default="auto",
+    show_default=True,
+    help="how the checkpoint's Adam state applies weight decay: L2 (adam) or decoupled (adamw); "
+    "auto reads it from the state (torch < 2.6 does not record it).",
+)
+
+
+def optimizer_state(loaded: Loaded, kind: str = "auto"):
+    """The checkpoint's Adam state by parameter name (``kind`` overrides Adam vs AdamW), or None."""
     sd = loaded.checkpoint.optimizer
     if not sd:
         return None
     names = [n for n, _ in loaded.problem.model.named_parameters()]
-    return adam_state(sd, names)
+    state = adam_state(sd, names)
+    if state is None:
+        return None
+    if kind != "auto":
+        return dataclasses.replace(state, kind=kind)
+    groups = sd.get("param_groups") or [{}]
+    if state.weight_decay > 0 and "decoupled_weight_decay" not in groups[0]:
+        click.echo(
+            "landscape: warning: the optimizer state has weight decay but does not say whether "
+            "it was Adam or AdamW (torch < 2.6); assuming Adam: pass --optimizer adamw if not",
+            err=True,
+        )
+    return state
 
 
 @click.command("sharpness")
@@ -75,6 +99,7 @@ def optimizer_state(loaded: Loaded):
     help="Lanczos relative residual.",
 )
 @click.option("--max-steps", type=click.IntRange(min=1), help="most Lanczos steps.")
+@OPTIMIZER_OPTION
 @analysis_options
 def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """How sharp CKPT is, overall and along the directions training takes.
@@ -90,7 +115,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("sharpness", opts)
     loaded = s.load(ckpt)
     p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded)
+    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
     delta = next_delta(s, loaded, next_ckpt)
     _, grad = p.loss_and_grad()
     update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])
