@@ -178,8 +178,20 @@ class Problem:
         return {"loss": loss, "accuracy": acc}
 
     def loss_and_grad(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
-        """(L(θ), ∇L(θ)) over the whole data set; untouched parameters get a zero gradient."""
-        theta = self._theta(theta)
+        """(L(θ), ∇L(θ)) over the whole data set; untouched parameters get a zero gradient.
+
+        At the problem's own θ the pair is computed once and remembered (keyed on the θ tensor
+        and its version counter, so a new or modified θ is recomputed); callers get a copy."""
+        if theta is None:
+            key = (id(self.theta), self.theta._version)
+            cached = getattr(self, "_grad_at_theta", None)
+            if cached is None or cached[0] != key:
+                cached = (key, *self._loss_and_grad(self.theta))
+                self._grad_at_theta = cached
+            return cached[1], cached[2].clone()
+        return self._loss_and_grad(self._theta(theta))
+
+    def _loss_and_grad(self, theta: Tensor) -> tuple[float, Tensor]:
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         grad = torch.zeros_like(theta)
         leaf = theta.detach().requires_grad_(True)

@@ -78,3 +78,18 @@ def test_accuracy_is_whole_set_fraction():
     with torch.no_grad():
         ref = (tanh_mlp()(x).argmax(1) == y).double().mean().item()
     assert p.evaluate()["accuracy"] == pytest.approx(ref, abs=1e-12)
+
+
+def test_gradient_at_theta_is_remembered_and_follows_theta():
+    p = small_problem()
+    l1, g1 = p.loss_and_grad()
+    g1.zero_()  # callers get a copy: the remembered gradient is untouched
+    l2, g2 = p.loss_and_grad()
+    assert l1 == l2 and torch.count_nonzero(g2) > 0
+    p.theta.add_(0.1)  # modified in place: recomputed
+    l3, g3 = p.loss_and_grad()
+    assert l3 != l1
+    l4, g4 = p.loss_and_grad(p.theta.clone())
+    assert l4 == l3 and torch.equal(g3, g4)
+    q = p.with_theta(p.theta - 0.1)
+    assert q.loss_and_grad()[0] == pytest.approx(l1, abs=1e-15)

@@ -161,8 +161,8 @@ def ghost(
     worst = int(np.argmax(spread))
     rho_a = _radius(float(spread[worst]))
     c = s.logits.shape[1]
-    rho_exact = float(np.min(top2_radius(s.logits, s.slopes))) if c == 2 else None
     rho_top2 = float(np.min(top2_radius(s.logits, s.slopes))) if c >= 2 else math.inf
+    rho_exact = rho_top2 if c == 2 else None  # with two classes the top-2 radius is exact
     rho_q = _radius(float(np.quantile(spread, quantile))) if quantile is not None else None
 
     op = make_operator(problem, "hessian")
