@@ -101,12 +101,16 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
-            warmup: int = 1) -> Measurement:
-    """Run ``task`` ``warmup`` times, then ``repeats`` timed times (see module doc)."""
+            warmup: int = 1, max_seconds: float | None = None) -> Measurement:
+    """Run ``task`` ``warmup`` times, then ``repeats`` timed times (see module doc); with
+    ``max_seconds``, fewer timed runs (at least one) when the warm-up says all of them would
+    take longer than that."""
     times: list[float] = []
     peak = 0
     answer: Answer | None = None
-    for i in range(warmup + repeats):
+    total = warmup + repeats
+    i = 0
+    while i < total:
         _sync(device)
         start = time.perf_counter()
         try:
@@ -115,9 +119,16 @@ def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
                 _sync(device)
         except Exception as e:  # a reference tool failing is a result, not a crash
             elapsed = time.perf_counter() - start
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
             return Measurement(elapsed, [elapsed], 0, None, one_line(e))
         elapsed = time.perf_counter() - start
         if i >= warmup:
             times.append(elapsed)
             peak = max(peak, mem.peak)
+        elif i == warmup - 1 and max_seconds is not None and elapsed * repeats > max_seconds:
+            total = warmup + max(1, int(max_seconds // max(elapsed, 1e-9)))
+        i += 1
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return Measurement(statistics.median(times), times, peak, answer)

@@ -3,6 +3,8 @@
     python benchmarks/run.py --quick          # CI-sized (workload 1), prints only
     python benchmarks/run.py                  # full table, writes benchmarks/RESULTS.md
     python benchmarks/run.py --device cuda    # adds the GPU-only workloads, CUDA section
+    python benchmarks/run.py --device cuda --workloads gpt2 --no-study --save part2.pkl
+    python benchmarks/run.py --combine part1.pkl part2.pkl   # one section from several runs
 
 Reference tools come from a separate environment (``benchmarks/requirements.txt``); a tool that
 is not installed is skipped with a note. See ``benchmarks/README.md``.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import pickle
 import platform
 import re
 import sys
@@ -34,6 +37,7 @@ from benchmarks.reference import exact_hessian, reference  # noqa: E402
 from benchmarks.rows import Row, score  # noqa: E402
 from benchmarks.trace_efficiency import planted, study  # noqa: E402
 from benchmarks.workloads import build_all  # noqa: E402
+from landscape.compat import set_tf32  # noqa: E402
 
 QUESTIONS = ("top1", "top5", "trace", "slq", "hvp", "grad", "block", "singles")
 
@@ -93,8 +97,14 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                                  f"budget ({args.budget:.0f} s) was spent")
                     continue
                 t1 = time.perf_counter()
-                row = Row(w.name, key, a.NAME, measure(task, device, args.repeats))
+                row = Row(w.name, key, a.NAME, measure(task, device, args.repeats,
+                                                       max_seconds=args.task_seconds))
                 log(f"[{w.name}] {a.NAME} {key}: {time.perf_counter() - t1:.1f} s")
+                n = len(row.m.times)
+                if row.m.ok and n < args.repeats:
+                    notes.append(f"{a.NAME} {key} on {w.name}: {n} timed repeat(s), not "
+                                 f"{args.repeats}: one run takes {row.m.seconds:.1f} s "
+                                 f"(--task-seconds {args.task_seconds:.0f})")
                 score(row, ref)
                 rows.append(row)
         log(f"[{w.name}] done in {time.perf_counter() - t0:.0f} s")
@@ -115,7 +125,10 @@ def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: l
              f"{meta['torch']}, numpy {meta['numpy']}, scipy {meta['scipy']}; "
              + ", ".join(f"{k} {v}" for k, v in versions.items())
              + f". Whole suite: {wall:.0f} s, {args.repeats} timed repeats after one warm-up "
-             f"(median), {'--quick' if args.quick else 'full'} sizes.", "",
+             f"(median), {'--quick' if args.quick else 'full'} sizes"
+             + ("; TF32 off for every tool (IEEE float32 matmuls and convolutions)"
+                if meta["device"] != "cpu" and not meta["device"].startswith("CPU") else "")
+             + ".", "",
              f"Questions: top-1/top-5 at tol {s.tol:g}; trace at {s.trace_budget} matvecs; "
              f"{s.slq_steps}-step SLQ (one run); HVP vs gradient; {s.block_k} probes in one "
              "block vs single calls. Peak memory is the sampled process RSS above the start "
@@ -174,36 +187,86 @@ def main(argv: list[str] | None = None) -> int:
                    "small, and on a shared 2-core machine more threads slow every tool down)")
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
+    p.add_argument("--task-seconds", type=float, default=60.0,
+                   help="fewer timed repeats (at least one) for a task whose repeats would take "
+                   "longer than this; noted in the table")
+    p.add_argument("--save", type=Path, default=None,
+                   help="also pickle the raw results here, for --combine")
+    p.add_argument("--combine", type=Path, nargs="+", default=None,
+                   help="write one section from runs saved with --save; runs nothing")
+    p.add_argument("--no-study", action="store_true",
+                   help="skip the trace-estimator study (for a second --save part)")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 5)
+    if args.combine:
+        return combine(args)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but CUDA is not available")
+    if device.type == "cuda":
+        set_tf32(False)  # every tool in IEEE float32, as landscape's own Problem does
     if args.threads or device.type == "cpu":
         torch.set_num_threads(args.threads or 1)
     torch.manual_seed(0)
     s = Settings(trace_budget=24 if args.quick else 60)
     start = args.started = time.perf_counter()
     rows, notes, versions, refs = run_workloads(args, s, device)
+    effs = [] if args.no_study else estimator_study(args.quick, "mlp" in refs)
+    run = {"args": args, "settings": s, "meta": machine(device), "rows": rows, "notes": notes,
+           "versions": versions, "refs": refs, "effs": effs,
+           "wall": time.perf_counter() - start}
+    if args.save is not None:
+        with open(args.save, "wb") as f:
+            pickle.dump(run, f)
+        log(f"saved {args.save}")
+    return publish(run, device.type, args.out if args.out is not None else
+                   (None if args.quick else ROOT / "benchmarks" / "RESULTS.md"))
+
+
+def estimator_study(quick: bool, with_mlp: bool) -> list:
+    """Trace estimators on dense operators: matvecs to reach Hutchinson's error."""
     log("trace-estimator study...")
-    P = 200 if args.quick else 500
+    P = 200 if quick else 500
     mats = [(f"planted spectrum (5 large eigenvalues, P={P})", planted(P), True)]
-    if "mlp" in refs:
+    if with_mlp:
         from benchmarks.workloads import build
         mats.append(("exact Hessian of the mlp workload (indefinite, not dominated by a few "
                      "eigenvalues: informational)", exact_hessian(build("mlp", "cpu")), False))
-    effs = [study(name, M, seeds=10 if args.quick else 30,
-                  hutch_budget=96 if args.quick else 384, target=t) for name, M, t in mats]
-    wall = time.perf_counter() - start
-    body = section(args, s, machine(device), rows, notes, versions, refs, effs, wall)
+    return [study(name, M, seeds=10 if quick else 30, hutch_budget=96 if quick else 384,
+                  target=t) for name, M, t in mats]
+
+
+def publish(run: dict, kind: str, out: Path | None) -> int:
+    """Print one device's section and write it into ``out`` (when given)."""
+    body = section(run["args"], run["settings"], run["meta"], run["rows"], run["notes"],
+                   run["versions"], run["refs"], run["effs"], run["wall"])
     print("\n".join(body))
-    out = args.out if args.out is not None else (None if args.quick else
-                                                 ROOT / "benchmarks" / "RESULTS.md")
     if out is not None:
-        write_results(out, device, body)
+        write_results(out, torch.device(kind), body)
         log(f"wrote {out}")
     return 0
 
+
+def combine(args: argparse.Namespace) -> int:
+    """One section from the runs saved with --save (split across machines' time limits): rows,
+    notes and workloads concatenated, wall times added, the first run's machine and study."""
+    runs = []
+    for path in args.combine:
+        with open(path, "rb") as f:
+            runs.append(pickle.load(f))
+    first = runs[0]
+    run = {**first, "rows": [r for x in runs for r in x["rows"]],
+           "notes": [n for x in runs for n in x["notes"]],
+           "refs": {k: v for x in runs for k, v in x["refs"].items()},
+           "versions": {k: v for x in runs for k, v in x["versions"].items()},
+           "effs": next((x["effs"] for x in runs if x["effs"]), []),
+           "wall": sum(x["wall"] for x in runs)}
+    skipped = {n for x in runs for n in x["refs"]}
+    run["notes"] = [n for n in run["notes"] if not any(n.startswith(f"{w}: skipped")
+                                                       for w in skipped)]
+    kind = "cuda" if not first["meta"]["device"].startswith("CPU") else "cpu"
+    return publish(run, kind, args.out if args.out is not None else
+                   ROOT / "benchmarks" / "RESULTS.md")
 
 if __name__ == "__main__":
     sys.exit(main())

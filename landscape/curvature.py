@@ -156,26 +156,48 @@ class CurvatureOperator:
         return out
 
     def __call__(self, V: Tensor) -> Tensor:
-        """C V for a block V of shape (k, P) (or one vector of shape (P,))."""
+        """C V for a block V of shape (k, P) (or one vector of shape (P,)).
+
+        A block that runs out of GPU memory is retried in chunks of half the size (down to one
+        vector), and the smaller chunk is kept for later calls."""
         single = V.dim() == 1
         V = V.reshape(1, -1) if single else V
         if V.shape[1] != self.size:
             raise ValueError(f"vectors of length {V.shape[1]} for an operator of size {self.size}")
         V = V.to(device=self.device, dtype=self.dtype)
+        while True:
+            try:
+                out = self._apply_with_fallback(V)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if V.shape[0] == 1 or self.chunk == 1:
+                    raise InputError(
+                        f"out of {self.device} memory for one curvature-vector product of "
+                        f"{self.problem.batch_size} samples: use a smaller --batch-size"
+                    ) from None
+                self.chunk = max(1, min(self.chunk or V.shape[0], V.shape[0]) // 2)
+                self._graphs.clear()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+        self.matvecs += V.shape[0]
+        return out[0] if single else out
+
+    def _apply_with_fallback(self, V: Tensor) -> Tensor:
+        """``_apply``, switching once to reverse-over-reverse where forward mode has no rule."""
         with contextlib.ExitStack() as stack:
             if self.reverse_over_reverse:
                 stack.enter_context(math_attention())
             try:
-                out = self._apply(V)
+                return self._apply(V)
+            except torch.cuda.OutOfMemoryError:
+                raise
             except (NotImplementedError, RuntimeError) as e:
                 if self.reverse_over_reverse or not _is_missing_rule(e):
                     raise
                 self.reverse_over_reverse = True
                 self._graphs.clear()
                 stack.enter_context(math_attention())
-                out = self._apply(V)
-        self.matvecs += V.shape[0]
-        return out[0] if single else out
+                return self._apply(V)
 
 
 def _is_missing_rule(e: Exception) -> bool:

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .compat import set_tf32
 from .errors import InputError, NumericalError
 from .losses import LossFn, resolve_loss
 
@@ -51,7 +52,8 @@ class Problem:
 
     ``params`` (a regular expression) restricts θ to the matching ``requires_grad`` parameters;
     the others are held fixed. The model runs in eval mode unless ``train_mode`` (then norm layers
-    use batch statistics and dropout is active).
+    use batch statistics and dropout is active). On CUDA, TF32 is switched off process-wide
+    unless ``tf32`` (see :func:`landscape.compat.set_tf32`): curvature needs IEEE float32.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Problem:
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         train_mode: bool = False,
+        tf32: bool = False,
     ) -> None:
         if len(x) == 0:
             raise InputError("the data set is empty: no samples to evaluate the loss on")
@@ -74,6 +77,8 @@ class Problem:
             raise InputError(f"--batch-size must be positive, got {batch_size}")
         self.device = torch.device(device)
         self.dtype = dtype
+        if self.device.type == "cuda" and not tf32:
+            set_tf32(False)
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)

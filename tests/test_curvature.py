@@ -1,5 +1,6 @@
 """Curvature operators against exact float64 matrices."""
 
+import pytest
 import torch
 from helpers import exact_hessian, small_problem
 
@@ -121,3 +122,38 @@ def test_single_vector_products_with_and_without_cached_graphs():
             assert torch.allclose(op(v), H @ v, atol=1e-13, rtol=1e-10)
         assert op.matvecs == 3
         assert len(op._graphs) == (2 if cache else 0)
+
+
+def test_block_out_of_gpu_memory_is_retried_in_halving_chunks(monkeypatch):
+    """A block that does not fit is split (here: more than 3 vectors at once 'runs out of
+    memory'); the product is still the exact Hessian's, and the chunk size is remembered."""
+    p = small_problem(batch_size=40)
+    H = exact_hessian(p)
+    op = CurvatureOperator(p)
+    real = op._apply
+    sizes: list[int] = []
+
+    def tight(V):
+        k = V.shape[0] if op.chunk is None else min(op.chunk, V.shape[0])
+        sizes.append(k)
+        if k > 3:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(V)
+
+    monkeypatch.setattr(op, "_apply", tight)
+    V = torch.randn(13, p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(op(V), V @ H, rtol=1e-10, atol=1e-12)
+    assert sizes == [13, 6, 3] and op.chunk == 3 and op.matvecs == 13
+
+
+def test_one_vector_out_of_gpu_memory_is_a_clear_input_error(monkeypatch):
+    from landscape.errors import InputError
+
+    op = CurvatureOperator(small_problem())
+
+    def full(V):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(op, "_apply", full)
+    with pytest.raises(InputError, match="--batch-size"):
+        op(torch.ones(op.size, dtype=torch.float64))

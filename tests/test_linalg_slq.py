@@ -112,3 +112,27 @@ def test_density_with_given_sigma_and_grid():
     assert abs(float(np.sum((v[1:] + v[:-1]) / 2 * np.diff(g))) - 1.0) < 1e-12
     # two equal bumps at 0 and 1 of height 0.5 / (0.1 sqrt(2 pi))
     assert abs(v[200] - 0.5 / (0.1 * np.sqrt(2 * np.pi))) < 1e-6
+
+
+@pytest.mark.parametrize("group,host", [(1, False), (3, True), (None, True)])
+def test_groups_and_host_basis_change_cost_not_answer(realistic, group, host):
+    """Runs advanced a few at a time (memory-bounded), or with the basis on the host, are the
+    same recurrences: the same quadrature as all runs in one block, and exact for P steps."""
+    lam, M = realistic
+    whole = slq(DenseOperator(M), runs=5, steps=25, seed=7)
+    op = DenseOperator(M)
+    parts = slq(op, runs=5, steps=25, seed=7, group=group, basis_on_host=host)
+    np.testing.assert_allclose(parts.nodes, whole.nodes, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(parts.weights, whole.weights, rtol=1e-8, atol=1e-12)
+    assert parts.matvecs == op.matvecs == 125
+    small = np.linspace(-1.0, 3.0, 20)
+    exact = slq(build(small, seed=2), runs=3, steps=50, seed=1, group=group, basis_on_host=host)
+    w = exact.weights > 1e-12
+    assert np.max(np.min(np.abs(exact.nodes[w][:, None] - small[None]), axis=1)) < 1e-8
+
+
+def test_progress_counts_every_matvec_across_groups():
+    seen: list[int] = []
+    slq(build(np.linspace(0.0, 1.0, 30)), runs=4, steps=5, group=3,
+        progress=lambda n, total: seen.append(n))
+    assert seen[-1] == 20 and seen == sorted(seen) and len(seen) == 10

@@ -78,7 +78,7 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
         return run
 
     def gradient() -> Answer:
-        pr.loss_and_grad()
+        pr.loss_and_grad(pr.theta)  # θ passed explicitly: computed, not the remembered value
         return Answer()
 
     return {

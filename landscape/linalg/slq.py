@@ -19,6 +19,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import NumericalError
+from landscape.linalg.lanczos import HOST_BASIS_FRACTION
 from landscape.linalg.operator import SymmetricOperator
 
 __all__ = ["SLQResult", "slq", "density"]
@@ -46,63 +47,43 @@ def slq(
     steps: int = 100,
     seed: int = 0,
     progress: Progress | None = None,
+    group: int | None = None,
+    basis_on_host: bool | None = None,
 ) -> SLQResult:
     """``runs`` Lanczos recurrences of up to ``steps`` steps from normalised Rademacher
     vectors (CPU generator seeded with ``seed``), fully reorthogonalised (twice) within
     each run. A run whose Krylov space is exhausted (beta ~ 0, e.g. when steps > P) stops
     there; its quadrature is then exact. ``progress(matvecs, runs * steps)`` after each step.
+
+    Runs advance ``group`` at a time (default: as many as fit, with their (steps, P) bases, in
+    half the free GPU memory; all of them on the CPU); a basis that alone does not fit lives
+    on the host (``basis_on_host``). The start vectors are drawn up front, so the grouping
+    never changes the answer.
     """
     if runs < 1 or steps < 1:
         raise ValueError("runs and steps must be >= 1")
     P, dtype, device = int(op.size), op.dtype, torch.device(op.device)
     m_max = min(int(steps), P)
-    eps = torch.finfo(dtype).eps
     gen = torch.Generator().manual_seed(int(seed))
     z = torch.randint(0, 2, (runs, P), generator=gen, dtype=torch.int8).to(torch.float64)
-    v = ((2 * z - 1) / math.sqrt(P)).to(device=device, dtype=dtype)
+    starts = (2 * z - 1) / math.sqrt(P)
+    del z
+    auto_group, auto_host = _plan(op, runs, m_max)
+    group = max(1, min(runs, group or auto_group))
+    host = auto_host if basis_on_host is None else basis_on_host
 
-    basis = torch.zeros((runs, m_max, P), dtype=dtype, device=device)
     alphas = np.zeros((runs, m_max))
     betas = np.zeros((runs, m_max))
     length = np.zeros(runs, dtype=np.int64)
-    anorm = np.zeros(runs)
-    active = torch.ones(runs, dtype=torch.bool)
     matvecs = 0
-    for j in range(m_max):
-        rows = torch.nonzero(active).flatten()
-        r_np = rows.numpy()
-        basis[:, j] = v
-        if rows.numel() == runs:
-            w = op(v).to(dtype)
-        else:
-            w = torch.zeros((runs, P), dtype=dtype, device=device)
-            w[rows.to(device)] = op(v[rows.to(device)]).to(dtype)
-        matvecs += int(rows.numel())
-        V = basis[:, : j + 1]  # (runs, j+1, P); finished runs hold zeros from here on
-        h = torch.bmm(V, w[:, :, None])  # (runs, j+1, 1): CGS, then once more
-        w = w - torch.bmm(h.transpose(1, 2), V)[:, 0]
-        h2 = torch.bmm(V, w[:, :, None])
-        w = w - torch.bmm(h2.transpose(1, 2), V)[:, 0]
-        h, h2 = h[:, :, 0], h2[:, :, 0]
-        a = (h + h2)[:, j].double().cpu().numpy()
-        b = w.norm(dim=1).double().cpu().numpy()
-        if not (np.all(np.isfinite(a[r_np])) and np.all(np.isfinite(b[r_np]))):
-            raise NumericalError(f"non-finite value in SLQ step {j + 1} (operator gave NaN/Inf)")
-        alphas[r_np, j] = a[r_np]
-        betas[r_np, j] = b[r_np]
-        length[r_np] = j + 1
-        prev = betas[r_np, j - 1] if j > 0 else 0.0
-        anorm[r_np] = np.maximum(anorm[r_np], np.abs(a[r_np]) + b[r_np] + prev)
-        done = b <= 100 * eps * anorm
-        for r in r_np:
-            if done[r]:
-                active[r] = False
-        if progress is not None:
-            progress(matvecs, runs * m_max)
-        if not bool(active.any()) or j + 1 == m_max:
-            break
-        scale = torch.from_numpy(np.where(done, 1.0, b)).to(device=device, dtype=dtype)
-        v = torch.where(active.to(device)[:, None], w / scale[:, None], torch.zeros_like(w))
+    for first in range(0, runs, group):
+        rows = slice(first, min(first + group, runs))
+        v = starts[rows].to(device=device, dtype=dtype)
+        tick = None if progress is None else (
+            lambda n, total, done=matvecs: progress(done + n, runs * m_max))
+        a, b, n, spent = _recurrences(op, v, m_max, host, tick)
+        alphas[rows], betas[rows], length[rows] = a, b, n
+        matvecs += spent
 
     nodes = np.zeros((runs, m_max))
     weights = np.zeros((runs, m_max))
@@ -119,6 +100,68 @@ def slq(
         nodes=nodes, weights=weights, matvecs=matvecs,
         trace_estimate=float(np.mean(per_run)), trace_stderr=stderr, steps=length,
     )
+
+
+def _plan(op: SymmetricOperator, runs: int, m_max: int) -> tuple[int, bool]:
+    """(runs per group, basis on host) so the bases take at most half the free GPU memory."""
+    if torch.device(op.device).type != "cuda":
+        return runs, False
+    per_run = m_max * int(op.size) * torch.finfo(op.dtype).bits // 8
+    free, _ = torch.cuda.mem_get_info(op.device)
+    fits = int(HOST_BASIS_FRACTION * free // max(per_run, 1))
+    return (max(fits, 1), fits == 0)
+
+
+def _recurrences(
+    op: SymmetricOperator, v: torch.Tensor, m_max: int, host: bool, progress: Progress | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Lanczos on the (g, P) block of unit start vectors ``v``: alphas, betas (g, m_max),
+    steps taken (g,) and matvecs spent."""
+    g, P = v.shape
+    dtype, device = v.dtype, v.device
+    bdev = torch.device("cpu") if host else device
+    eps = torch.finfo(dtype).eps
+    basis = torch.zeros((g, m_max, P), dtype=dtype, device=bdev)
+    alphas, betas = np.zeros((g, m_max)), np.zeros((g, m_max))
+    length = np.zeros(g, dtype=np.int64)
+    anorm = np.zeros(g)
+    active = torch.ones(g, dtype=torch.bool)
+    matvecs = 0
+    for j in range(m_max):
+        rows = torch.nonzero(active).flatten()
+        r_np = rows.numpy()
+        basis[:, j] = v.to(bdev)
+        if rows.numel() == g:
+            w = op(v).to(dtype)
+        else:
+            w = torch.zeros((g, P), dtype=dtype, device=device)
+            w[rows.to(device)] = op(v[rows.to(device)]).to(dtype)
+        matvecs += int(rows.numel())
+        w = w.to(bdev)
+        V = basis[:, : j + 1]  # (g, j+1, P); finished runs hold zeros from here on
+        h = torch.bmm(V, w[:, :, None])  # (g, j+1, 1): CGS, then once more
+        w = w - torch.bmm(h.transpose(1, 2), V)[:, 0]
+        h2 = torch.bmm(V, w[:, :, None])
+        w = (w - torch.bmm(h2.transpose(1, 2), V)[:, 0]).to(device)
+        h, h2 = h[:, :, 0], h2[:, :, 0]
+        a = (h + h2)[:, j].double().cpu().numpy()
+        b = w.norm(dim=1).double().cpu().numpy()
+        if not (np.all(np.isfinite(a[r_np])) and np.all(np.isfinite(b[r_np]))):
+            raise NumericalError(f"non-finite value in SLQ step {j + 1} (operator gave NaN/Inf)")
+        alphas[r_np, j] = a[r_np]
+        betas[r_np, j] = b[r_np]
+        length[r_np] = j + 1
+        prev = betas[r_np, j - 1] if j > 0 else 0.0
+        anorm[r_np] = np.maximum(anorm[r_np], np.abs(a[r_np]) + b[r_np] + prev)
+        done = b <= 100 * eps * anorm
+        active &= torch.from_numpy(~done)
+        if progress is not None:
+            progress(matvecs, None)
+        if not bool(active.any()) or j + 1 == m_max:
+            break
+        scale = torch.from_numpy(np.where(done, 1.0, b)).to(device=device, dtype=dtype)
+        v = torch.where(active.to(device)[:, None], w / scale[:, None], torch.zeros_like(w))
+    return alphas, betas, length, matvecs
 
 
 def density(
