@@ -104,7 +104,7 @@ def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
             warmup: int = 1, max_seconds: float | None = None) -> Measurement:
     """Run ``task`` ``warmup`` times, then ``repeats`` timed times (see module doc); with
     ``max_seconds``, fewer timed runs (at least one) when the warm-up says all of them would
-    take longer than that."""
+    take longer than that, and none beyond the warm-up when it alone took longer."""
     times: list[float] = []
     peak = 0
     answer: Answer | None = None
@@ -126,6 +126,8 @@ def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
         if i >= warmup:
             times.append(elapsed)
             peak = max(peak, mem.peak)
+        elif i == warmup - 1 and max_seconds is not None and elapsed > max_seconds:
+            times, peak, total = [elapsed], mem.peak, i + 1  # one slow run: it is the timing
         elif i == warmup - 1 and max_seconds is not None and elapsed * repeats > max_seconds:
             total = warmup + max(1, int(max_seconds // max(elapsed, 1e-9)))
         i += 1

@@ -40,6 +40,7 @@ from benchmarks.workloads import build_all  # noqa: E402
 from landscape.compat import set_tf32  # noqa: E402
 
 QUESTIONS = ("top1", "top5", "trace", "slq", "hvp", "grad", "block", "singles")
+RUN_ORDER = ("hvp", "grad", "block", "singles", "top1", "top5", "slq", "trace")  # cheap first
 
 
 def log(msg: str) -> None:
@@ -83,6 +84,7 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
         log(f"[{w.name}] P={w.n_params}, N={w.n_samples}: reference...")
         ref = reference(w)
         refs[w.name] = f"{w.description}; P = {w.n_params}; reference: {ref.how}"
+        queue = []
         for a in adapters:
             if a.NAME not in versions:
                 continue
@@ -91,22 +93,37 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
             except Exception as e:  # a tool that cannot even wrap the model is a result
                 notes.append(f"{a.NAME} on {w.name}: setup failed: {one_line(e)}")
                 continue
-            for key, task in tasks.items():
-                if time.perf_counter() - args.started > args.budget:
-                    notes.append(f"{a.NAME} {key} on {w.name}: not run, the suite's time "
-                                 f"budget ({args.budget:.0f} s) was spent")
-                    continue
-                t1 = time.perf_counter()
-                row = Row(w.name, key, a.NAME, measure(task, device, args.repeats,
-                                                       max_seconds=args.task_seconds))
-                log(f"[{w.name}] {a.NAME} {key}: {time.perf_counter() - t1:.1f} s")
-                n = len(row.m.times)
-                if row.m.ok and n < args.repeats:
-                    notes.append(f"{a.NAME} {key} on {w.name}: {n} timed repeat(s), not "
-                                 f"{args.repeats}: one run takes {row.m.seconds:.1f} s "
-                                 f"(--task-seconds {args.task_seconds:.0f})")
-                score(row, ref)
-                rows.append(row)
+            queue += [(a.NAME, key, task) for key, task in tasks.items()]
+        # question by question, every tool in turn: a time budget cuts questions, not tools
+        queue.sort(key=lambda t: RUN_ORDER.index(t[1].split(":")[0]))
+        skipped: dict[str, list[str]] = {}
+        for name, key, task in queue:
+            spent = [(time.perf_counter() - args.started, args.budget, "the suite's"),
+                     (time.perf_counter() - t0, args.workload_budget, "this workload's")]
+            over = [f"{what} time budget ({b:.0f} s)" for t, b, what in spent
+                    if b is not None and t > b]
+            if over:
+                skipped.setdefault(over[0], []).append(f"{name} {key}")
+                continue
+            t1 = time.perf_counter()
+            row = Row(w.name, key, name, measure(task, device, args.repeats,
+                                                 max_seconds=args.task_seconds))
+            log(f"[{w.name}] {name} {key}: {time.perf_counter() - t1:.1f} s")
+            n = len(row.m.times)
+            if row.m.ok and n < args.repeats:
+                notes.append(f"{name} {key} on {w.name}: {n} timed run(s), not {args.repeats}: "
+                             f"one run takes {row.m.seconds:.1f} s (--task-seconds "
+                             f"{args.task_seconds:.0f})")
+            score(row, ref)
+            rows.append(row)
+        notes += [f"{w.name}: not run, {why} (reference included) was spent: {', '.join(keys)}"
+                  for why, keys in skipped.items()]
+        if args.save is not None:  # what is done so far survives a killed run
+            with open(args.save, "wb") as f:
+                pickle.dump({"args": args, "settings": s, "meta": machine(device),
+                             "rows": list(rows), "notes": list(notes), "versions": versions,
+                             "refs": dict(refs), "effs": [],
+                             "wall": time.perf_counter() - args.started}, f)
         log(f"[{w.name}] done in {time.perf_counter() - t0:.0f} s")
     order = {n: i for i, n in enumerate(a.NAME for a in adapters)}
     rows.sort(key=lambda r: (r.workload, QUESTIONS.index(r.question), r.key != r.question,
@@ -187,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                    "small, and on a shared 2-core machine more threads slow every tool down)")
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
+    p.add_argument("--workload-budget", type=float, default=None,
+                   help="seconds per workload after which its remaining tasks are skipped")
     p.add_argument("--task-seconds", type=float, default=60.0,
                    help="fewer timed repeats (at least one) for a task whose repeats would take "
                    "longer than this; noted in the table")
