@@ -54,10 +54,12 @@ def _xtrace_fits(w: Workload, budget: int) -> bool:
     return 3 * budget * w.n_params * 4 < free / 4
 
 
-def reference(w: Workload, max_steps: int = 150, trace_budget: int = 400) -> Reference:
+def reference(w: Workload, max_steps: int = 150, trace_budget: int = 400,
+              trace: bool = True) -> Reference:
     """The reference answers for ``w`` (see module doc). Beyond ``BIG`` parameters (the GPU-only
     workloads) Lanczos runs in float32 at tol 1e-6, and where XTrace's blocks would not fit,
-    the trace is Hutchinson's with the same budget (its standard error is reported)."""
+    the trace is Hutchinson's with the same budget (its standard error is reported); without
+    ``trace``, no trace reference (NaN)."""
     if w.exact:
         ev = np.linalg.eigvalsh(exact_hessian(w))
         return Reference(ev[::-1][:5].copy(), float(ev.sum()), 0.0, ev,
@@ -70,6 +72,8 @@ def reference(w: Workload, max_steps: int = 150, trace_budget: int = 400) -> Ref
     del op
     top = (f"landscape Lanczos {str(dtype).split('.')[-1]} tol {tol:g} ({r.steps} steps, "
            f"max residual {float(np.max(r.residuals)):.1e})")
+    if not trace:
+        return Reference(np.asarray(r.eigenvalues), float("nan"), float("nan"), None, top)
     op = make_operator(problem(w), "hessian")
     if _xtrace_fits(w, trace_budget):
         t = xtrace(op, matvecs=trace_budget, seed=123)

@@ -82,7 +82,7 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
     for w in workloads:
         t0 = time.perf_counter()
         log(f"[{w.name}] P={w.n_params}, N={w.n_samples}: reference...")
-        ref = reference(w)
+        ref = reference(w, trace=not args.questions or "trace" in args.questions)
         refs[w.name] = f"{w.description}; P = {w.n_params}; reference: {ref.how}"
         queue = []
         for a in adapters:
@@ -95,6 +95,7 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                 continue
             queue += [(a.NAME, key, task) for key, task in tasks.items()]
         # question by question, every tool in turn: a time budget cuts questions, not tools
+        queue = [t for t in queue if not args.questions or t[1].split(":")[0] in args.questions]
         queue.sort(key=lambda t: RUN_ORDER.index(t[1].split(":")[0]))
         skipped: dict[str, list[str]] = {}
         for name, key, task in queue:
@@ -116,20 +117,27 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                              f"{args.task_seconds:.0f})")
             score(row, ref)
             rows.append(row)
+            save_partial(args, s, device, rows, notes, versions, refs)
         notes += [f"{w.name}: not run, {why} (reference included) was spent: {', '.join(keys)}"
                   for why, keys in skipped.items()]
-        if args.save is not None:  # what is done so far survives a killed run
-            with open(args.save, "wb") as f:
-                pickle.dump({"args": args, "settings": s, "meta": machine(device),
-                             "rows": list(rows), "notes": list(notes), "versions": versions,
-                             "refs": dict(refs), "effs": [],
-                             "wall": time.perf_counter() - args.started}, f)
+        save_partial(args, s, device, rows, notes, versions, refs)
         log(f"[{w.name}] done in {time.perf_counter() - t0:.0f} s")
     order = {n: i for i, n in enumerate(a.NAME for a in adapters)}
     rows.sort(key=lambda r: (r.workload, QUESTIONS.index(r.question), r.key != r.question,
                              order[r.tool]))
     rows.sort(key=lambda r: [w.name for w in workloads].index(r.workload))
     return rows, notes, versions, refs
+
+
+def save_partial(args: argparse.Namespace, s: Settings, device: torch.device, rows: list[Row],
+                 notes: list[str], versions: dict[str, str], refs: dict[str, str]) -> None:
+    """With --save, pickle what is done so far: it survives a run killed at a time limit."""
+    if args.save is None:
+        return
+    with open(args.save, "wb") as f:
+        pickle.dump({"args": args, "settings": s, "meta": machine(device), "rows": list(rows),
+                     "notes": list(notes), "versions": versions, "refs": dict(refs), "effs": [],
+                     "wall": time.perf_counter() - args.started}, f)
 
 
 def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: list[Row],
@@ -204,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                    "small, and on a shared 2-core machine more threads slow every tool down)")
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
+    p.add_argument("--questions", nargs="*", help="subset of " + " ".join(QUESTIONS))
     p.add_argument("--workload-budget", type=float, default=None,
                    help="seconds per workload after which its remaining tasks are skipped")
     p.add_argument("--task-seconds", type=float, default=60.0,
