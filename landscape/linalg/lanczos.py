@@ -21,6 +21,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import NumericalError
+from landscape.linalg.basis import KrylovBasis
 from landscape.linalg.operator import SymmetricOperator
 
 __all__ = ["EigResult", "lanczos", "select_indices", "relative_residuals", "WHICH"]
@@ -28,7 +29,6 @@ __all__ = ["EigResult", "lanczos", "select_indices", "relative_residuals", "WHIC
 WHICH = ("largest", "smallest", "both", "magnitude")
 DEFAULT_STEP_CAP = 500  # most Lanczos steps when max_steps is not given
 CHECK_EVERY = 5  # steps between convergence checks
-HOST_BASIS_FRACTION = 0.5  # on CUDA, keep the basis on the host beyond this share of free memory
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -82,46 +82,10 @@ def relative_residuals(abs_res: np.ndarray, theta: np.ndarray, dtype: torch.dtyp
     return np.abs(np.asarray(abs_res, dtype=np.float64)) / np.maximum(np.abs(theta), floor)
 
 
-class _Basis:
-    """Rows v_0, v_1, ... of the Krylov basis in a buffer that doubles when full."""
-
-    def __init__(self, P: int, cap: int, dtype: torch.dtype, device: torch.device) -> None:
-        self.cap, self.n = cap, 0
-        self.buf = torch.empty((min(cap, 64), P), dtype=dtype, device=device)
-
-    def append(self, v: torch.Tensor) -> None:
-        if self.n == self.buf.shape[0]:
-            new = torch.empty((min(self.cap, 2 * self.n), self.buf.shape[1]),
-                              dtype=self.buf.dtype, device=self.buf.device)
-            new[: self.n] = self.buf[: self.n]
-            self.buf = new
-        self.buf[self.n] = v
-        self.n += 1
-
-    def view(self) -> torch.Tensor:
-        return self.buf[: self.n]
-
-    def orthogonalise(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Remove the basis components from w, twice; return (w, summed coefficients)."""
-        V = self.view()
-        h = V @ w
-        w = w - h @ V
-        h2 = V @ w
-        return w - h2 @ V, h + h2
-
-
 def _random_vector(gen: torch.Generator, P: int, dtype: torch.dtype,
                    device: torch.device) -> torch.Tensor:
     v = torch.randn(P, generator=gen, dtype=torch.float64)
     return (v / v.norm()).to(device=device, dtype=dtype)
-
-
-def _host_basis(op: SymmetricOperator, cap: int) -> bool:
-    if torch.device(op.device).type != "cuda":
-        return False
-    need = (cap + 1) * op.size * torch.finfo(op.dtype).bits // 8
-    free, _ = torch.cuda.mem_get_info(op.device)
-    return need > HOST_BASIS_FRACTION * free
 
 
 def lanczos(
@@ -142,8 +106,8 @@ def lanczos(
     which happened, and ``residuals`` are reported either way. With k >= P (or P steps) the
     whole spectrum is returned exactly. The start vector comes from a CPU generator seeded
     with ``seed``. ``progress(matvecs, max_steps)`` is called after every step. The Krylov
-    basis lives on the op's device unless ``basis_on_host`` (default: automatic on CUDA
-    when the basis would need more than half the free memory).
+    basis grows on the op's device and spills later segments to the host when the GPU runs
+    short (:mod:`landscape.linalg.basis`); ``basis_on_host`` True/False forces one place.
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
@@ -155,16 +119,13 @@ def lanczos(
         cap = min(P, max(DEFAULT_STEP_CAP, 2 * n_want + 20))
     else:
         cap = min(P, max(int(max_steps), 1))
-    if basis_on_host is None:
-        basis_on_host = _host_basis(op, cap)
-    bdev = torch.device("cpu") if basis_on_host else device
-    basis = _Basis(P, cap, dtype, bdev)
+    basis = KrylovBasis(P, cap, dtype, device, on_host=basis_on_host)
     eps = torch.finfo(dtype).eps
     gen = torch.Generator().manual_seed(int(seed))
 
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples v_j and v_{j+1}; 0 at a restart
-    v = _random_vector(gen, P, dtype, bdev)
+    v = _random_vector(gen, P, dtype, device)
     anorm, block_start, matvecs = 0.0, 0, 0
     before_block: np.ndarray | None = None  # wanted values before the current block
     converged = False
@@ -172,7 +133,7 @@ def lanczos(
 
     while True:
         basis.append(v)
-        w = op(v.to(device)[None])[0].to(bdev)
+        w = op(v[None])[0].to(dtype)
         matvecs += 1
         w, h = basis.orthogonalise(w)
         m = basis.n
@@ -207,7 +168,7 @@ def lanczos(
         if m == cap:
             break
         if breakdown:
-            v, _ = basis.orthogonalise(_random_vector(gen, P, dtype, bdev))
+            v, _ = basis.orthogonalise(_random_vector(gen, P, dtype, device))
             v = v / v.norm()
             betas.append(0.0)
             block_start = m
@@ -222,8 +183,8 @@ def lanczos(
     converged = bool(converged or np.all(res <= tol))
     vectors = None
     if return_vectors:
-        Y = torch.from_numpy(np.ascontiguousarray(S[:, idx].T)).to(device=bdev, dtype=dtype)
-        vectors = (Y @ basis.view()).to(device)
+        Y = torch.from_numpy(np.ascontiguousarray(S[:, idx].T)).to(device=device, dtype=dtype)
+        vectors = basis.combine(Y)
     return EigResult(
         eigenvalues=theta[idx].astype(np.float64), residuals=res, eigenvectors=vectors,
         matvecs=matvecs, steps=m, converged=converged, solver="lanczos",

@@ -19,7 +19,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import NumericalError
-from landscape.linalg.lanczos import HOST_BASIS_FRACTION
+from landscape.linalg.basis import HOST_BASIS_FRACTION
 from landscape.linalg.operator import SymmetricOperator
 
 __all__ = ["SLQResult", "slq", "density"]

@@ -1,0 +1,84 @@
+"""Storage of a Krylov basis V = [v_0; v_1; ...] (rows) for Lanczos with full reorthogonalisation.
+
+The rows live in segments that double the total each time one fills (64, 64, 128, 256, ...
+rows), so nothing is reserved for steps that never run. A segment goes on the operator's
+device while it takes at most ``HOST_BASIS_FRACTION`` of the free GPU memory, and on the host
+after that: a short run on a large model keeps its whole basis on the GPU, and a long one
+spills only its later rows. Reorthogonalisation is classical Gram-Schmidt applied twice
+(Giraud, Langou, Rozloznik 2005), each segment's share computed where the segment lives.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["KrylovBasis", "HOST_BASIS_FRACTION"]
+
+HOST_BASIS_FRACTION = 0.5  # on CUDA, new segments go to the host beyond this share of free memory
+FIRST_ROWS = 64
+
+
+class KrylovBasis:
+    """Up to ``cap`` rows of length P. ``on_host``: True puts every segment on the host, False
+    every one on ``device``, None decides per segment (see the module docstring)."""
+
+    def __init__(self, P: int, cap: int, dtype: torch.dtype, device: torch.device,
+                 on_host: bool | None = None, first_rows: int | None = None) -> None:
+        self.P, self.cap, self.dtype, self.device = P, cap, dtype, torch.device(device)
+        self.on_host = on_host
+        self.first_rows = first_rows or FIRST_ROWS
+        self.segments: list[torch.Tensor] = []
+        self.counts: list[int] = []
+        self.n = 0
+
+    def _place(self, rows: int) -> torch.device:
+        if self.on_host is True:
+            return torch.device("cpu")
+        if self.on_host is False or self.device.type != "cuda":
+            return self.device
+        free, _ = torch.cuda.mem_get_info(self.device)
+        need = rows * self.P * torch.finfo(self.dtype).bits // 8
+        return self.device if need <= HOST_BASIS_FRACTION * free else torch.device("cpu")
+
+    @property
+    def devices(self) -> list[torch.device]:
+        """Where each segment lives."""
+        return [s.device for s in self.segments]
+
+    def append(self, v: torch.Tensor) -> None:
+        """Add one row (v has length P, on any device)."""
+        if self.n >= self.cap:
+            raise ValueError(f"the basis is full ({self.cap} rows)")
+        if not self.counts or self.counts[-1] == self.segments[-1].shape[0]:
+            rows = min(max(self.first_rows, self.n), self.cap - self.n)
+            dev = self._place(rows)
+            self.segments.append(torch.empty((rows, self.P), dtype=self.dtype, device=dev))
+            self.counts.append(0)
+        seg = self.segments[-1]
+        seg[self.counts[-1]] = v.to(seg.device)
+        self.counts[-1] += 1
+        self.n += 1
+
+    def _filled(self) -> list[torch.Tensor]:
+        return [s[:c] for s, c in zip(self.segments, self.counts)]
+
+    def coefficients(self, w: torch.Tensor) -> torch.Tensor:
+        """V w (length n, on w's device)."""
+        return torch.cat([(V @ w.to(V.device)).to(w.device) for V in self._filled()])
+
+    def combine(self, Y: torch.Tensor) -> torch.Tensor:
+        """Y V for Y of shape (k, n) or (n,), on Y's device."""
+        out = torch.zeros(Y.shape[:-1] + (self.P,), dtype=self.dtype, device=Y.device)
+        start = 0
+        for V in self._filled():
+            part = Y[..., start:start + V.shape[0]].to(V.device)
+            out += (part @ V).to(Y.device)
+            start += V.shape[0]
+        return out
+
+    def orthogonalise(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Remove the basis components from w, twice; return (w, summed coefficients)."""
+        h = self.coefficients(w)
+        w = w - self.combine(h)
+        h2 = self.coefficients(w)
+        return w - self.combine(h2), h + h2
