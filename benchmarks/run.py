@@ -170,7 +170,8 @@ def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: l
     lines += ["", "### Trace estimators: matvecs to reach Hutchinson's error", "",
               "RMS relative error over 30 seeds (10 with --quick) on dense operators (cheap "
               "products).", ""]
-    lines += report.efficiency_table(effs)
+    lines += report.efficiency_table(effs) if effs else [
+        "Not run in this section (the study is on dense operators: see the CPU section)."]
     if notes:
         lines += ["", "### Notes", ""] + [f"- {n}" for n in notes]
     return lines
@@ -222,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also pickle the raw results here, for --combine")
     p.add_argument("--combine", type=Path, nargs="+", default=None,
                    help="write one section from runs saved with --save; runs nothing")
+    p.add_argument("--note", action="append", help="a line added to the section's notes")
     p.add_argument("--no-study", action="store_true",
                    help="skip the trace-estimator study (for a second --save part)")
     args = p.parse_args(argv)
@@ -240,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     start = args.started = time.perf_counter()
     rows, notes, versions, refs = run_workloads(args, s, device)
     effs = [] if args.no_study else estimator_study(args.quick, "mlp" in refs)
-    run = {"args": args, "settings": s, "meta": machine(device), "rows": rows, "notes": notes,
+    run = {"args": args, "settings": s, "meta": machine(device), "rows": rows,
+           "notes": notes + list(args.note or []),
            "versions": versions, "refs": refs, "effs": effs,
            "wall": time.perf_counter() - start}
     if args.save is not None:
@@ -289,9 +292,22 @@ def combine(args: argparse.Namespace) -> int:
            "versions": {k: v for x in runs for k, v in x["versions"].items()},
            "effs": next((x["effs"] for x in runs if x["effs"]), []),
            "wall": sum(x["wall"] for x in runs)}
-    skipped = {n for x in runs for n in x["refs"]}
-    run["notes"] = [n for n in run["notes"] if not any(n.startswith(f"{w}: skipped")
-                                                       for w in skipped)]
+    measured = {n for x in runs for n in x["refs"]}
+    done = {(r.workload, f"{r.tool} {r.key}") for r in run["rows"]}
+    notes = []
+    for n in run["notes"]:
+        if any(n.startswith(f"{w}: skipped") for w in measured):
+            continue
+        found = re.match(r"(\w+): not run, (.*) was spent: (.*)", n)
+        if found:  # drop what a later part did run
+            w, why, keys = found.groups()
+            keys = [k for k in keys.split(", ") if (w, k) not in done]
+            n = f"{w}: not run, {why} was spent: {', '.join(keys)}" if keys else ""
+        if n:
+            notes.append(n)
+    run["notes"] = notes + list(args.note or []) + [
+        f"Measured in {len(runs)} runs (one device call each is capped at 10 minutes) and "
+        "joined with --combine; the whole-suite time is their sum."]
     kind = "cuda" if not first["meta"]["device"].startswith("CPU") else "cpu"
     return publish(run, kind, args.out if args.out is not None else
                    ROOT / "benchmarks" / "RESULTS.md")
