@@ -152,3 +152,13 @@ def test_lanczos_on_cuda(problem):
         r = lanczos(op, k=3, return_vectors=True, basis_on_host=host)
         assert r.converged and r.eigenvectors.device.type == "cuda"
         assert rel_err(r.eigenvalues, np.sort(lam)[::-1][:3]) < 1e-6
+
+
+@pytest.mark.parametrize("k,tol", [(1, 1e-3), (5, 1e-3), (3, 1e-8)])
+def test_stops_at_the_first_step_whose_bound_meets_tol(problem, k, tol):
+    """No overshoot from checking only every few steps: one step fewer is not converged."""
+    _, M = problem
+    r = lanczos(DenseOperator(M), k=k, tol=tol)
+    assert r.converged and np.all(r.residuals <= tol)
+    short = lanczos(DenseOperator(M), k=k, tol=tol, max_steps=r.steps - 1)
+    assert not short.converged and np.max(short.residuals) > tol

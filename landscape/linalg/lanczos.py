@@ -28,7 +28,7 @@ __all__ = ["EigResult", "lanczos", "select_indices", "relative_residuals", "WHIC
 
 WHICH = ("largest", "smallest", "both", "magnitude")
 DEFAULT_STEP_CAP = 500  # most Lanczos steps when max_steps is not given
-CHECK_EVERY = 1  # steps between convergence checks: T_m is tiny next to one product
+CHECK_EVERY = 5  # steps between convergence checks while tol looks more than 2 * 5 steps away
 
 Progress = Callable[[int, "int | None"], None]
 
@@ -88,6 +88,20 @@ def _random_vector(gen: torch.Generator, P: int, dtype: torch.dtype,
     return (v / v.norm()).to(device=device, dtype=dtype)
 
 
+def _near(bound: np.ndarray, m: int, last: tuple[int, float] | None,
+          tol: float) -> tuple[bool, tuple[int, float]]:
+    """Whether to check after every step from now on: when the largest bound, extrapolated at
+    its rate since the previous check, would reach tol within 2 * CHECK_EVERY steps (Lanczos
+    converges faster than geometrically, so this errs towards checking early)."""
+    worst = float(np.max(bound))
+    if worst <= tol:
+        return True, (m, worst)
+    if last is None or not 0 < worst < last[1] or m <= last[0]:
+        return False, (m, worst)
+    rate = math.log(worst / last[1]) / (m - last[0])  # < 0: log-decrease per step
+    return math.log(tol / worst) / rate <= 2 * CHECK_EVERY, (m, worst)
+
+
 def lanczos(
     op: SymmetricOperator,
     k: int = 1,
@@ -128,7 +142,8 @@ def lanczos(
     v = _random_vector(gen, P, dtype, device)
     anorm, block_start, matvecs = 0.0, 0, 0
     before_block: np.ndarray | None = None  # wanted values before the current block
-    converged = False
+    converged = near = False
+    last: tuple[int, float] | None = None  # (step, largest bound) at the previous check
     beta = 0.0
 
     while True:
@@ -147,11 +162,12 @@ def lanczos(
             raise NumericalError(f"non-finite value in Lanczos step {m} (operator gave NaN/Inf)")
         breakdown = beta <= 100 * eps * anorm
         block_len = m - block_start
-        if breakdown or m == cap or (block_len >= n_want and (m % CHECK_EVERY == 0
+        if breakdown or m == cap or (block_len >= n_want and (near or m % CHECK_EVERY == 0
                                                                or block_len == n_want)):
             theta, S = eigh_tridiagonal(np.array(alphas), np.array(betas))
             idx = select_indices(theta, k, which)
             bound = relative_residuals(beta * S[-1, idx], theta[idx], dtype)
+            near, last = _near(bound, m, last, tol)
             if breakdown and m < cap:
                 # Exact invariant subspace: the Ritz values are eigenvalues. Once a later
                 # block adds nothing to the wanted set, the rest of the space has no
