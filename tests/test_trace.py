@@ -204,3 +204,16 @@ def test_plot_is_drawn_from_the_file(tmp_path):
     assert list(content["trace"]["per_layer"]["names"]) == ["0", "2"]
     draw(content, str(png))
     assert png.stat().st_size > 10_000
+
+
+def test_xtrace_diagonal_is_xdiag_within_its_error_bars():
+    """With the default method the diagonal comes from XDiag, recorded in the file."""
+    p = small_problem()  # P = 57: 40 matvecs stay below P, so this is an estimate
+    exact = torch.diagonal(exact_hessian(p)).numpy()
+    r = trace(p, method="xtrace", probes=40, diagonal=True, seed=3)
+    assert r.diagonal_method == "xdiag" and r.diagonal_matvecs == 40
+    assert r.tree()["trace"]["attrs"]["diagonal_method"] == "xdiag"
+    z = np.abs(r.diagonal - exact) / np.maximum(r.diagonal_stderr, 1e-300)
+    assert np.mean(z <= 2) >= 0.8 and np.all(z <= 6), z.max()
+    hutch = trace(p, method="hutchinson", probes=40, diagonal=True, seed=3)
+    assert hutch.diagonal_method == "hutchinson"

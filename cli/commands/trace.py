@@ -57,7 +57,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
     if r.diagonal is not None:
         d = r.diagonal
         lines.append(
-            f"diagonal: {d.size} entries in /trace/diagonal ({r.diagonal_matvecs} matvecs), "
+            f"diagonal ({r.diagonal_method}): {d.size} entries in /trace/diagonal ({r.diagonal_matvecs} matvecs), "
             f"sum {fmt(float(d.sum()))}, range [{fmt(float(d.min()), 4)}, {fmt(float(d.max()), 4)}]"
         )
     return lines
@@ -107,7 +107,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
     help="the matrix whose trace is estimated.",
 )
 @click.option("--per-layer", is_flag=True, help="also the trace of each layer's diagonal block.")
-@click.option("--diagonal", is_flag=True, help="also estimate diag(C) (saved to /trace/diagonal).")
+@click.option("--diagonal", is_flag=True, help="also estimate diag(C) (saved to /trace/diagonal): XDiag with --method xtrace, else Hutchinson.")
 @click.option(
     "--chunk", type=click.IntRange(min=1), metavar="K", help="vmap at most K probes at once."
 )

@@ -4,9 +4,10 @@ Estimators from ``landscape.linalg.trace``: Hutchinson (1989) tr(C) ≈ mean_i z
 (Meyer et al. 2021) and XTrace (Epperly, Tropp, Webber 2023), which deflate a sketched top
 subspace first. The interval is estimate ± t_{(1+confidence)/2} · stderr. Per layer: the traces
 of the diagonal blocks C_bb (``problem.restrict``), which sum to tr(C) exactly; the diagonal by
-Bekas et al. (2007). With ``rtol``, Hutchinson adds probe blocks and Hutch++/XTrace double their
-budget until the half-width is <= rtol·|estimate| or ``max_matvecs`` is spent. An operator no
-larger than one run's budget is traced exactly from its P unit vectors (method ``exact``).
+XDiag (Epperly, Tropp, Webber 2024) with ``xtrace``, else Bekas et al. (2007). With ``rtol``,
+Hutchinson adds probe blocks and Hutch++/XTrace double their budget until the half-width is
+<= rtol·|estimate| or ``max_matvecs`` is spent. An operator no larger than one run's budget
+is traced exactly from its P unit vectors (method ``exact``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from scipy.stats import t as student_t
 from ..curvature import CURVATURES, CurvatureOperator
 from ..errors import InputError, NumericalError
 from ..linalg import trace as est
+from ..linalg.xdiag import xdiag
 from ..problem import Problem
 from ..results import Result
 
@@ -69,6 +71,7 @@ class TraceAnalysis(Result):
     diagonal: np.ndarray | None = None
     diagonal_stderr: np.ndarray | None = None
     diagonal_matvecs: int = 0
+    diagonal_method: str = ""
     matvecs: int = 0
 
     command: ClassVar[str] = "trace"
@@ -112,6 +115,7 @@ class TraceAnalysis(Result):
             group["diagonal"] = self.diagonal
             group["diagonal_stderr"] = self.diagonal_stderr
             group["attrs"]["diagonal_matvecs"] = self.diagonal_matvecs
+            group["attrs"]["diagonal_method"] = self.diagonal_method
         out: dict[str, Any] = {"trace": group}
         if self.blocks:
             total, se = self.block_sum
@@ -260,11 +264,17 @@ def trace(
         op = operator(problem)
         if op.size <= n:
             out.diagonal, out.diagonal_stderr = est.exact_diagonal(op), np.zeros(op.size)
-            out.diagonal_matvecs = op.size
+            out.diagonal_matvecs, out.diagonal_method = op.size, "exact"
+        elif method == "xtrace":
+            out.diagonal, out.diagonal_stderr, out.diagonal_matvecs = xdiag(
+                op, matvecs=n, seed=seed + 104_729
+            )
+            out.diagonal_method = "xdiag"
         else:
             out.diagonal, out.diagonal_stderr, out.diagonal_matvecs = est.hutchinson_diagonal(
                 op, probes=n, seed=seed + 104_729
             )
+            out.diagonal_method = "hutchinson"
     out.matvecs = tally[0]
     values = [whole.result.estimate] + [b.result.estimate for b in out.blocks]
     if not all(math.isfinite(v) for v in values) or (

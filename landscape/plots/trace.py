@@ -98,7 +98,8 @@ def _diagonal(ax: Any, t: dict[str, Any]) -> None:
     ax.plot(idx, d, color="tab:green", lw=0.8, drawstyle="steps-mid", label="diag estimate")
     ax.set_xlabel("parameter index (θ order)")
     ax.set_ylabel("diagonal entry")
-    ax.set_title(f"diagonal ({d.size} entries)", fontsize=10)
+    method = t.get("diagonal_method", "")  # files written before it was recorded lack it
+    ax.set_title(f"diagonal ({method + ', ' if method else ''}{d.size} entries)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
