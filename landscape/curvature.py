@@ -158,8 +158,9 @@ class CurvatureOperator:
     def __call__(self, V: Tensor) -> Tensor:
         """C V for a block V of shape (k, P) (or one vector of shape (P,)).
 
-        A block that runs out of GPU memory is retried in chunks of half the size (down to one
-        vector), and the smaller chunk is kept for later calls."""
+        On running out of GPU memory it first stops keeping the batches' gradient graphs, then
+        retries a block in chunks of half the size (down to one vector); the smaller chunk is
+        kept for later calls."""
         single = V.dim() == 1
         V = V.reshape(1, -1) if single else V
         if V.shape[1] != self.size:
@@ -170,15 +171,18 @@ class CurvatureOperator:
                 out = self._apply_with_fallback(V)
                 break
             except torch.cuda.OutOfMemoryError:
+                self._graphs.clear()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if self.cache_graphs:  # first give up the kept gradient graphs
+                    self.cache_graphs = False
+                    continue
                 if V.shape[0] == 1 or self.chunk == 1:
                     raise InputError(
                         f"out of {self.device} memory for one curvature-vector product of "
                         f"{self.problem.batch_size} samples: use a smaller --batch-size"
                     ) from None
                 self.chunk = max(1, min(self.chunk or V.shape[0], V.shape[0]) // 2)
-                self._graphs.clear()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
         self.matvecs += V.shape[0]
         return out[0] if single else out
 

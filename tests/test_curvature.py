@@ -126,7 +126,8 @@ def test_single_vector_products_with_and_without_cached_graphs():
 
 def test_block_out_of_gpu_memory_is_retried_in_halving_chunks(monkeypatch):
     """A block that does not fit is split (here: more than 3 vectors at once 'runs out of
-    memory'); the product is still the exact Hessian's, and the chunk size is remembered."""
+    memory') once keeping the gradient graphs has been given up; the product is still the
+    exact Hessian's, and the chunk size is remembered."""
     p = small_problem(batch_size=40)
     H = exact_hessian(p)
     op = CurvatureOperator(p)
@@ -143,7 +144,8 @@ def test_block_out_of_gpu_memory_is_retried_in_halving_chunks(monkeypatch):
     monkeypatch.setattr(op, "_apply", tight)
     V = torch.randn(13, p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(op(V), V @ H, rtol=1e-10, atol=1e-12)
-    assert sizes == [13, 6, 3] and op.chunk == 3 and op.matvecs == 13
+    assert sizes == [13, 13, 6, 3] and op.chunk == 3 and op.matvecs == 13
+    assert not op.cache_graphs
 
 
 def test_one_vector_out_of_gpu_memory_is_a_clear_input_error(monkeypatch):
@@ -157,3 +159,22 @@ def test_one_vector_out_of_gpu_memory_is_a_clear_input_error(monkeypatch):
     monkeypatch.setattr(op, "_apply", full)
     with pytest.raises(InputError, match="--batch-size"):
         op(torch.ones(op.size, dtype=torch.float64))
+
+
+def test_kept_graphs_are_given_up_before_failing_one_vector(monkeypatch):
+    """One product that fits only without the kept per-batch graphs still succeeds."""
+    p = small_problem(batch_size=40)
+    H = exact_hessian(p)
+    op = CurvatureOperator(p)
+    assert op.cache_graphs
+    real = op._apply
+
+    def tight(V):
+        if op.cache_graphs:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(V)
+
+    monkeypatch.setattr(op, "_apply", tight)
+    v = torch.randn(p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(op(v), H @ v, rtol=1e-10, atol=1e-12)
+    assert not op.cache_graphs and op.chunk is None and op.matvecs == 1
