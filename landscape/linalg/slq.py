@@ -65,9 +65,7 @@ def slq(
     P, dtype, device = int(op.size), op.dtype, torch.device(op.device)
     m_max = min(int(steps), P)
     gen = torch.Generator().manual_seed(int(seed))
-    z = torch.randint(0, 2, (runs, P), generator=gen, dtype=torch.int8).to(torch.float64)
-    starts = (2 * z - 1) / math.sqrt(P)
-    del z
+    signs = torch.randint(0, 2, (runs, P), generator=gen, dtype=torch.int8)  # 1 byte an entry
     auto_group, auto_host = _plan(op, runs, m_max)
     group = max(1, min(runs, group or auto_group))
     host = auto_host if basis_on_host is None else basis_on_host
@@ -78,7 +76,7 @@ def slq(
     matvecs = 0
     for first in range(0, runs, group):
         rows = slice(first, min(first + group, runs))
-        v = starts[rows].to(device=device, dtype=dtype)
+        v = ((2 * signs[rows].to(torch.float64) - 1) / math.sqrt(P)).to(device=device, dtype=dtype)
         tick = None if progress is None else (
             lambda n, total, done=matvecs: progress(done + n, runs * m_max))
         a, b, n, spent = _recurrences(op, v, m_max, host, tick)
