@@ -52,8 +52,8 @@ class Problem:
 
     ``params`` (a regular expression) restricts θ to the matching ``requires_grad`` parameters;
     the others are held fixed. The model runs in eval mode unless ``train_mode`` (then norm layers
-    use batch statistics and dropout is active). On CUDA, TF32 is switched off process-wide
-    unless ``tf32`` (see :func:`landscape.compat.set_tf32`): curvature needs IEEE float32.
+    use batch statistics and dropout is active). On CUDA, TF32 is switched off process-wide, or on
+    with ``tf32`` (faster, products ~1e-3 off; see :func:`landscape.compat.set_tf32`).
     """
 
     def __init__(
@@ -77,8 +77,8 @@ class Problem:
             raise InputError(f"--batch-size must be positive, got {batch_size}")
         self.device = torch.device(device)
         self.dtype = dtype
-        if self.device.type == "cuda" and not tf32:
-            set_tf32(False)
+        if self.device.type == "cuda":
+            set_tf32(tf32)
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)
