@@ -64,16 +64,18 @@ class KrylovBasis:
 
     def coefficients(self, w: torch.Tensor) -> torch.Tensor:
         """V w (length n, on w's device)."""
-        return torch.cat([(V @ w.to(V.device)).to(w.device) for V in self._filled()])
+        parts = [(V @ w.to(V.device)).to(w.device) for V in self._filled()]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def combine(self, Y: torch.Tensor) -> torch.Tensor:
         """Y V for Y of shape (k, n) or (n,), on Y's device."""
-        out = torch.zeros(Y.shape[:-1] + (self.P,), dtype=self.dtype, device=Y.device)
-        start = 0
+        out, start = None, 0
         for V in self._filled():
-            part = Y[..., start:start + V.shape[0]].to(V.device)
-            out += (part @ V).to(Y.device)
+            term = (Y[..., start:start + V.shape[0]].to(V.device) @ V).to(Y.device)
+            out = term if out is None else out + term
             start += V.shape[0]
+        if out is None:
+            return torch.zeros(Y.shape[:-1] + (self.P,), dtype=self.dtype, device=Y.device)
         return out
 
     def orthogonalise(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
