@@ -10,6 +10,7 @@ import os
 import pickle
 import platform
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,8 +40,20 @@ def machine(device: torch.device) -> dict[str, str]:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu, "cores": str(os.cpu_count()), "torch threads": str(torch.get_num_threads()),
         "device": dev, "python": platform.python_version(), "torch": torch.__version__,
-        "numpy": np.__version__, "scipy": scipy.__version__,
+        "numpy": np.__version__, "scipy": scipy.__version__, "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The checkout's short commit, marked when the working tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, text=True, capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return head + (" with uncommitted changes" if dirty.strip() else "")
 
 
 def save_run(args: argparse.Namespace, s: Settings, device: torch.device, rows: list[Row],
@@ -59,7 +72,8 @@ def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: l
             effs: list, wall: float) -> list[str]:
     """The markdown of one device's results."""
     cs = report.costs(rows, s.block_k)
-    lines = [f"Measured {meta['date']} on **{meta['device']}**; {meta['cores']} cores "
+    at = f" at commit {meta['commit']}" if meta.get("commit") else ""
+    lines = [f"Measured {meta['date']}{at} on **{meta['device']}**; {meta['cores']} cores "
              f"({meta['torch threads']} torch threads); python {meta['python']}, torch "
              f"{meta['torch']}, numpy {meta['numpy']}, scipy {meta['scipy']}; "
              + ", ".join(f"{k} {v}" for k, v in versions.items())
