@@ -105,32 +105,57 @@ def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
     """Run ``task`` ``warmup`` times, then ``repeats`` timed times (see module doc); with
     ``max_seconds``, fewer timed runs (at least one) when the warm-up says all of them would
     take longer than that, and none beyond the warm-up when it alone took longer."""
-    times: list[float] = []
-    peak = 0
-    answer: Answer | None = None
-    total = warmup + repeats
-    i = 0
-    while i < total:
-        _sync(device)
-        start = time.perf_counter()
-        try:
-            with PeakMemory(device) as mem:
-                answer = task()
-                _sync(device)
-        except Exception as e:  # a reference tool failing is a result, not a crash
-            elapsed = time.perf_counter() - start
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            return Measurement(elapsed, [elapsed], 0, None, one_line(e))
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-            peak = max(peak, mem.peak)
-        elif i == warmup - 1 and max_seconds is not None and elapsed > max_seconds:
-            times, peak, total = [elapsed], mem.peak, i + 1  # one slow run: it is the timing
-        elif i == warmup - 1 and max_seconds is not None and elapsed * repeats > max_seconds:
-            total = warmup + max(1, int(max_seconds // max(elapsed, 1e-9)))
-        i += 1
+    return measure_together([task], device, repeats, warmup, max_seconds)[0]
+
+
+def measure_together(tasks: list[Callable[[], Answer]], device: torch.device, repeats: int = 5,
+                     warmup: int = 1, max_seconds: float | None = None) -> list[Measurement]:
+    """:func:`measure` for several tasks with their runs interleaved, one run of each in turn:
+    a slow spell of a shared machine then falls on all of them alike, and their ratios hold."""
+    states = [_State(warmup + repeats) for _ in tasks]
+    for i in range(warmup + repeats):
+        for task, st in zip(tasks, states):
+            if st.error is not None or i >= st.total:
+                continue
+            elapsed, peak, answer, error = _once(task, device)
+            if error is not None:
+                st.error, st.times = error, [elapsed]
+            elif i >= warmup:
+                st.times.append(elapsed)
+                st.peak, st.answer = max(st.peak, peak), answer
+            elif i == warmup - 1 and max_seconds is not None and elapsed > max_seconds:
+                st.times, st.peak, st.answer, st.total = [elapsed], peak, answer, i + 1
+            else:
+                st.answer = answer
+                if i == warmup - 1 and max_seconds is not None and elapsed * repeats > max_seconds:
+                    st.total = warmup + max(1, int(max_seconds // max(elapsed, 1e-9)))
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return Measurement(statistics.median(times), times, peak, answer)
+    return [Measurement(st.times[0], st.times, 0, None, st.error) if st.error is not None
+            else Measurement(statistics.median(st.times), st.times, st.peak, st.answer)
+            for st in states]
+
+
+@dataclass
+class _State:
+    total: int
+    times: list[float] = field(default_factory=list)
+    peak: int = 0
+    answer: Answer | None = None
+    error: str | None = None
+
+
+def _once(task: Callable[[], Answer], device: torch.device
+          ) -> tuple[float, int, Answer | None, str | None]:
+    """One run: (seconds, peak bytes, answer, one-line error or None)."""
+    _sync(device)
+    start = time.perf_counter()
+    try:
+        with PeakMemory(device) as mem:
+            answer = task()
+            _sync(device)
+    except Exception as e:  # a reference tool failing is a result, not a crash
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        return time.perf_counter() - start, 0, None, one_line(e)
+    return time.perf_counter() - start, mem.peak, answer, None

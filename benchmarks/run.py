@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 import torch  # noqa: E402
 
 from benchmarks.adapters import Settings, load_all  # noqa: E402
-from benchmarks.measure import measure, one_line  # noqa: E402
+from benchmarks.measure import measure_together, one_line  # noqa: E402
 from benchmarks.page import combine, machine, publish, save_run  # noqa: E402
 from benchmarks.reference import exact_hessian, reference  # noqa: E402
 from benchmarks.rows import Row, score  # noqa: E402
@@ -35,11 +35,27 @@ from landscape.compat import set_tf32  # noqa: E402
 
 QUESTIONS = ("top1", "top5", "trace", "slq", "hvp", "grad", "block", "singles")
 RUN_ORDER = ("hvp", "grad", "block", "singles", "top1", "top5", "slq", "trace")  # cheap first
+COST = ("hvp", "grad", "block", "singles")  # timed together: their ratios are the targets
 
 
 def log(msg: str) -> None:
     """Progress on stderr."""
     print(msg, file=sys.stderr, flush=True)
+
+
+def _groups(queue: list[tuple[str, str, object]]) -> list[list[tuple[str, str, object]]]:
+    """Consecutive tasks of one question (the product-cost questions together), whose runs
+    are interleaved so that the ratios between tools hold on a machine with a varying load."""
+    out: list[list[tuple[str, str, object]]] = []
+    last = None
+    for item in queue:
+        q = item[1].split(":")[0]
+        kind = "cost" if q in COST else q
+        if kind != last:
+            out.append([])
+            last = kind
+        out[-1].append(item)
+    return out
 
 
 def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
@@ -74,25 +90,28 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
         queue = [t for t in queue if not args.questions or t[1].split(":")[0] in args.questions]
         queue.sort(key=lambda t: RUN_ORDER.index(t[1].split(":")[0]))
         skipped: dict[str, list[str]] = {}
-        for name, key, task in queue:
+        for group in _groups(queue):
             spent = [(time.perf_counter() - args.started, args.budget, "the suite's"),
                      (time.perf_counter() - t0, args.workload_budget, "this workload's")]
             over = [f"{what} time budget ({b:.0f} s)" for t, b, what in spent
                     if b is not None and t > b]
             if over:
-                skipped.setdefault(over[0], []).append(f"{name} {key}")
+                skipped.setdefault(over[0], []).extend(f"{n} {k}" for n, k, _ in group)
                 continue
             t1 = time.perf_counter()
-            row = Row(w.name, key, name, measure(task, device, args.repeats,
-                                                 max_seconds=args.task_seconds))
-            log(f"[{w.name}] {name} {key}: {time.perf_counter() - t1:.1f} s")
-            n = len(row.m.times)
-            if row.m.ok and n < args.repeats:
-                notes.append(f"{name} {key} on {w.name}: {n} timed run(s), not {args.repeats}: "
-                             f"one run takes {row.m.seconds:.1f} s (--task-seconds "
-                             f"{args.task_seconds:.0f})")
-            score(row, ref)
-            rows.append(row)
+            found = measure_together([task for _, _, task in group], device, args.repeats,
+                                     max_seconds=args.task_seconds)
+            log(f"[{w.name}] {', '.join(k for _, k, _ in group)} ({len(group)} tasks, "
+                f"interleaved): {time.perf_counter() - t1:.1f} s")
+            for (name, key, _), m in zip(group, found):
+                row = Row(w.name, key, name, m)
+                n = len(m.times)
+                if m.ok and n < args.repeats:
+                    notes.append(f"{name} {key} on {w.name}: {n} timed run(s), not "
+                                 f"{args.repeats}: one run takes {m.seconds:.1f} s "
+                                 f"(--task-seconds {args.task_seconds:.0f})")
+                score(row, ref)
+                rows.append(row)
             save_run(args, s, device, rows, notes, versions, refs)
         notes += [f"{w.name}: not run, {why} (reference included) was spent: {', '.join(keys)}"
                   for why, keys in skipped.items()]

@@ -52,3 +52,24 @@ def test_reference_adapter_top1_when_installed(name):
                                              torch.device("cpu"), repeats=1, warmup=0))
     assert row.m.ok, row.m.error
     assert row.matvecs and row.matvecs > 0
+
+
+def test_runs_of_several_tasks_are_interleaved_and_a_failure_stops_only_its_task():
+    from benchmarks.measure import Answer, measure_together
+
+    calls: list[str] = []
+
+    def task(name: str, fail_at: int | None = None):
+        def run() -> Answer:
+            calls.append(name)
+            if fail_at is not None and calls.count(name) == fail_at:
+                raise RuntimeError("broken\nsecond line")
+            return Answer(values=np.array([1.0]), matvecs=calls.count(name))
+        return run
+
+    a, b, c = measure_together([task("a"), task("b", fail_at=2), task("c")],
+                               torch.device("cpu"), repeats=3)
+    assert calls == ["a", "b", "c", "a", "b", "c", "a", "c", "a", "c"]
+    assert a.ok and len(a.times) == 3 and a.answer.matvecs == 4  # the last run's answer
+    assert not b.ok and b.error == "RuntimeError: broken" and b.answer is None
+    assert c.ok and len(c.times) == 3
