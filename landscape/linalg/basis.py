@@ -80,6 +80,12 @@ class KrylovBasis:
 
     def orthogonalise(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Remove the basis components from w, twice; return (w, summed coefficients)."""
+        if len(self.segments) == 1 and self.segments[0].device == w.device:
+            V = self.segments[0][: self.n]  # the common case, without the general bookkeeping
+            h = V @ w
+            w = torch.addmv(w, V.T, h, alpha=-1)
+            h2 = V @ w
+            return torch.addmv(w, V.T, h2, alpha=-1), h + h2
         h = self.coefficients(w)
         w = w - self.combine(h)
         h2 = self.coefficients(w)
