@@ -10,12 +10,24 @@ spills only its later rows. Reorthogonalisation is classical Gram-Schmidt applie
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-__all__ = ["KrylovBasis", "HOST_BASIS_FRACTION"]
+__all__ = ["KrylovBasis", "HOST_BASIS_FRACTION", "gpu_room"]
 
 HOST_BASIS_FRACTION = 0.5  # on CUDA, new segments go to the host beyond this share of free memory
 FIRST_ROWS = 64
+
+
+def gpu_room(device: torch.device) -> float:
+    """Bytes a Krylov basis may take on ``device``: ``HOST_BASIS_FRACTION`` of the free memory
+    of a CUDA device, unbounded elsewhere."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return math.inf
+    free, _ = torch.cuda.mem_get_info(device)
+    return HOST_BASIS_FRACTION * free
 
 
 class KrylovBasis:
@@ -34,11 +46,10 @@ class KrylovBasis:
     def _place(self, rows: int) -> torch.device:
         if self.on_host is True:
             return torch.device("cpu")
-        if self.on_host is False or self.device.type != "cuda":
+        if self.on_host is False:
             return self.device
-        free, _ = torch.cuda.mem_get_info(self.device)
         need = rows * self.P * torch.finfo(self.dtype).bits // 8
-        return self.device if need <= HOST_BASIS_FRACTION * free else torch.device("cpu")
+        return self.device if need <= gpu_room(self.device) else torch.device("cpu")
 
     @property
     def devices(self) -> list[torch.device]:

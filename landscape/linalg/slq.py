@@ -19,7 +19,7 @@ import torch
 from scipy.linalg import eigh_tridiagonal
 
 from landscape.errors import NumericalError
-from landscape.linalg.basis import HOST_BASIS_FRACTION
+from landscape.linalg.basis import gpu_room
 from landscape.linalg.operator import SymmetricOperator
 
 __all__ = ["SLQResult", "slq", "density"]
@@ -105,8 +105,7 @@ def _plan(op: SymmetricOperator, runs: int, m_max: int) -> tuple[int, bool]:
     if torch.device(op.device).type != "cuda":
         return runs, False
     per_run = m_max * int(op.size) * torch.finfo(op.dtype).bits // 8
-    free, _ = torch.cuda.mem_get_info(op.device)
-    fits = int(HOST_BASIS_FRACTION * free // max(per_run, 1))
+    fits = int(gpu_room(op.device) // max(per_run, 1))
     return (max(fits, 1), fits == 0)
 
 
