@@ -42,8 +42,11 @@ class CurvatureOperator:
     ) -> None:
         if kind not in CURVATURES:
             raise InputError(f"unknown curvature {kind!r}: use one of {', '.join(CURVATURES)}")
-        if kind in ("fisher", "ef") and problem.loss_name not in ("cross-entropy", "mse"):
-            raise InputError(f"--curvature {kind} needs loss cross-entropy or mse")
+        if kind == "fisher" and not problem.loss_fn.can_sample:
+            raise InputError(
+                f"curvature 'fisher' draws targets from the model's predictive, which loss "
+                f"{problem.loss_fn.name!r} does not define (cross-entropy, mse or a classification)"
+            )
         self.problem = problem
         self.kind = kind
         self.chunk = chunk
@@ -58,7 +61,7 @@ class CurvatureOperator:
         # Keeping each batch's gradient graph makes a single-vector product one backward pass,
         # at the memory of len(batches) graphs: by default only for a few batches.
         if cache_graphs is None:
-            cache_graphs = len(problem.batches) <= CACHED_BATCHES
+            cache_graphs = problem.n_batches <= CACHED_BATCHES
         self.cache_graphs = cache_graphs
         self._graphs: dict[int, tuple[Tensor, Tensor]] = {}
 
@@ -102,7 +105,7 @@ class CurvatureOperator:
             gz = grad(lambda zz: loss_fn(zz, y))
             return lambda u: jvp(gz, (z,), (u,))[1]
         n = z.shape[0]
-        targets = [y] if self.kind == "ef" else self._sample_targets(z, b)
+        targets = [y] if self.kind == "ef" else self._sample_targets(z, y, b)
         # per-sample output gradients s_i = ∇_z ℓ_i: the gradient of n · (batch mean loss)
         scores = [grad(lambda zz, t=t: loss_fn(zz, t) * n)(z) for t in targets]
 
@@ -115,20 +118,10 @@ class CurvatureOperator:
 
         return apply
 
-    def _sample_targets(self, z: Tensor, b: int) -> list[Tensor]:
+    def _sample_targets(self, z: Tensor, y: Tensor, b: int) -> list[Tensor]:
+        """``mc_samples`` target draws from the model's predictive at z (the loss knows how)."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + b)
-        z = z.detach()
-        out = []
-        if self.problem.loss_name == "cross-entropy":
-            p = torch.softmax(z.double(), -1).reshape(-1, z.shape[-1]).cpu()
-        for _ in range(self.mc_samples):
-            if self.problem.loss_name == "cross-entropy":
-                t = torch.multinomial(p, 1, generator=gen).reshape(z.shape[:-1])
-            else:  # mse = ||z - y||² / D: a Gaussian with variance D/2 per element
-                scale = (z[0].numel() / 2) ** 0.5
-                t = z.cpu() + scale * torch.randn(z.shape, generator=gen, dtype=z.dtype)
-            out.append(t.to(z.device))
-        return out
+        return [self.problem.loss_fn.sample_targets(z, y, gen) for _ in range(self.mc_samples)]
 
     def _gnvp(self, x: Tensor, y: Tensor, b: int) -> Callable[[Tensor], Tensor]:
         f = lambda th: self.problem.forward(th, x)  # noqa: E731

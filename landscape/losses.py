@@ -1,8 +1,19 @@
-"""Losses by name: each maps (output, target) to the mean loss over the batch's samples.
+"""Loss objects: a batch's mean over its real targets, their count, and what the operators ask.
 
-``cross-entropy`` flattens leading dimensions, so (B, C) outputs with (B,) targets and (B, T, V)
-outputs with (B, T) targets (a language model) both work; ``mse`` is the mean over all elements.
-A batch's loss is a mean over its samples, so the whole-set mean weights batches by size.
+A whole-set loss is L(θ) = Σ_b sum_b / Σ_b count_b, so a loss gives per batch its ``count`` (the
+samples for classification and regression, the real target tokens for a language model) and its
+mean ``__call__`` = sum_b / count_b; ``Problem`` weights batch b by count_b / Σ count, and padding
+(targets −100) never dilutes the mean, whatever the batching.
+
+- ``cross-entropy``: −log softmax(z)[y] over every target position, leading dims flattened
+  ((B, C) with (B,), or (B, T, V) with (B, T)); targets −100 are ignored;
+- ``mse``: the mean of (z − y)² over the output elements, averaged over samples;
+- ``causal-lm``: next-token cross-entropy, logits[:, t] predicting labels[:, t+1] (shift by one),
+  labels −100 ignored, mean over the real targets of the whole set;
+- a user function ``(output, target) -> mean loss`` through :class:`FunctionLoss`.
+
+Each loss says whether it is a classification (accuracy is then the share of argmax hits) and how
+to draw targets from the model's predictive for the Monte-Carlo Fisher (Martens 2014, §9).
 """
 
 from __future__ import annotations
@@ -15,39 +26,146 @@ from torch import Tensor
 
 from .errors import InputError
 
+IGNORE = -100  # the target value that marks padding (PyTorch's and Hugging Face's convention)
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 
-def cross_entropy(output: Tensor, target: Tensor) -> Tensor:
-    """Mean of -log softmax(output)[target] over every target position."""
-    return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+class Loss:
+    """A loss over batches: ``loss(output, target)`` is the batch mean over ``count(target)``."""
+
+    name = "loss"
+    is_classification = False
+    can_sample = False  # whether ``sample_targets`` gives the model's predictive (the Fisher)
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def count(self, target: Tensor) -> int:
+        """How many terms the batch mean averages over: by default its samples."""
+        return int(target.shape[0])
+
+    def correct(self, output: Tensor, target: Tensor) -> int:
+        """Argmax hits among the counted targets (classification losses only)."""
+        hit = (output.argmax(-1) == target) & (target != IGNORE)
+        return int(hit.sum())
+
+    def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
+        """Targets drawn from the model's predictive at ``output`` (on the CPU ``gen``)."""
+        raise InputError(f"loss {self.name!r} cannot sample targets for the Fisher")
+
+    def __repr__(self) -> str:
+        return f"<loss {self.name}>"
 
 
-def mse(output: Tensor, target: Tensor) -> Tensor:
-    """Mean of (output - target)^2 over all elements."""
-    # written out: F.mse_loss's backward builds ZeroTensors that forward-over-reverse cannot use
-    return ((output - target.reshape(output.shape)) ** 2).mean()
+class CrossEntropy(Loss):
+    """Softmax cross-entropy over every position of the targets; −100 marks padding."""
+
+    name = "cross-entropy"
+    is_classification = True
+    can_sample = True
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        return F.cross_entropy(output.reshape(-1, output.shape[-1]), target.reshape(-1))
+
+    def count(self, target: Tensor) -> int:
+        return int((target != IGNORE).sum())
+
+    def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
+        z = output.detach()
+        p = torch.softmax(z.double(), -1).reshape(-1, z.shape[-1]).cpu()
+        t = torch.multinomial(p, 1, generator=gen).reshape(z.shape[:-1]).to(z.device)
+        return torch.where(target == IGNORE, target, t)
 
 
-LOSSES: dict[str, LossFn] = {"cross-entropy": cross_entropy, "mse": mse}
+class MSE(Loss):
+    """Mean of (output − target)² over all elements: the per-sample mean, averaged."""
+
+    name = "mse"
+    can_sample = True
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        # written out: F.mse_loss's backward builds ZeroTensors that forward-over-reverse cannot use
+        return ((output - target.reshape(output.shape)) ** 2).mean()
+
+    def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
+        # mse = ||z − y||² / D is a Gaussian's negative log-likelihood with variance D/2
+        z = output.detach()
+        scale = (z[0].numel() / 2) ** 0.5
+        return (z.cpu() + scale * torch.randn(z.shape, generator=gen, dtype=z.dtype)).to(z.device)
 
 
-def resolve_loss(loss: str | LossFn | None, target: Tensor) -> tuple[str, LossFn]:
-    """A loss name (or None: cross-entropy for integer targets, mse otherwise) or a SPEC."""
+class CausalLM(CrossEntropy):
+    """Next-token cross-entropy: logits (B, T, V) at t predict labels (B, T) at t + 1."""
+
+    name = "causal-lm"
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        return super().__call__(output[:, :-1], target[:, 1:])
+
+    def count(self, target: Tensor) -> int:
+        return super().count(target[:, 1:])
+
+    def correct(self, output: Tensor, target: Tensor) -> int:
+        return super().correct(output[:, :-1], target[:, 1:])
+
+    def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
+        drawn = super().sample_targets(output[:, :-1], target[:, 1:], gen)
+        return torch.cat([target[:, :1], drawn], dim=1)
+
+
+class FunctionLoss(Loss):
+    """A user's ``fn(output, target) -> mean loss over the batch's samples``.
+
+    With ``classification=True`` it also gets accuracy (argmax hits) and a Fisher whose targets
+    are drawn from softmax(output), as for cross-entropy.
+    """
+
+    def __init__(self, fn: LossFn, name: str | None = None, classification: bool = False) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", "custom")
+        self.is_classification = classification
+        self.can_sample = classification
+
+    def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        return self.fn(output, target)
+
+    def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
+        if not self.is_classification:
+            return super().sample_targets(output, target, gen)
+        return CrossEntropy.sample_targets(self, output, target, gen)  # type: ignore[arg-type]
+
+
+LOSSES: dict[str, Callable[[], Loss]] = {
+    "cross-entropy": CrossEntropy,
+    "mse": MSE,
+    "causal-lm": CausalLM,
+}
+
+
+def resolve_loss(loss: str | Loss | LossFn | None, target: Tensor) -> Loss:
+    """A Loss from a name (None: cross-entropy for integer targets, mse otherwise), a Loss, a
+    function ``(output, target) -> mean loss``, or a ``pkg.module:function`` SPEC."""
+    if isinstance(loss, Loss):
+        return loss
     if callable(loss):
-        return getattr(loss, "__name__", "custom"), loss
+        return FunctionLoss(loss)
     if loss is None:
         loss = "mse" if torch.is_floating_point(target) else "cross-entropy"
     if loss in LOSSES:
-        if loss == "cross-entropy" and torch.is_floating_point(target):
-            raise InputError("--loss cross-entropy needs integer class targets; got float targets")
-        return loss, LOSSES[loss]
-    if ":" in loss:
+        made = LOSSES[loss]()
+        if made.is_classification and torch.is_floating_point(target):
+            raise InputError(f"loss {loss!r} needs integer class targets; got float targets")
+        return made
+    if isinstance(loss, str) and ":" in loss:
         from .loading.imports import import_object
 
         fn = import_object(loss)
+        if isinstance(fn, Loss):
+            return fn
+        if isinstance(fn, type) and issubclass(fn, Loss):
+            return fn()
         if not callable(fn):
-            raise InputError(f"--loss {loss!r} is not a function (output, target) -> loss")
-        return loss, fn
+            raise InputError(f"loss {loss!r} is not a function (output, target) -> loss")
+        return FunctionLoss(fn, name=loss)
     names = ", ".join(LOSSES)
     raise InputError(f"unknown loss {loss!r}: use one of {names}, or pkg.module:function")

@@ -1,7 +1,8 @@
 """Problem: the model as a pure function of one flat parameter vector, the data, the loss.
 
-Everything downstream sees L(θ) = (1/N) Σ_b n_b · L_b(θ), the whole-data-set mean loss with each
-batch weighted by its size n_b, whatever the batching. The flat-vector <-> parameter-dict mapping
+Everything downstream sees L(θ) = Σ_b sum_b(θ) / Σ_b count_b, the whole-data-set mean over real
+targets (samples, or target tokens for a language model), whatever the batching or padding:
+batch b's mean L_b is weighted by count_b / Σ count. The flat-vector <-> parameter-dict mapping
 lives here and nowhere else.
 """
 
@@ -11,14 +12,17 @@ import copy
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from .batches import Inputs, as_output, call_args, head, nbytes, to_device
 from .compat import set_tf32
 from .errors import InputError, NumericalError
-from .losses import LossFn, resolve_loss
+from .losses import Loss, LossFn, resolve_loss
+from .stream import BatchStream, is_tensor_pair
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,15 @@ def _strip_running_stats(model: nn.Module) -> nn.Module:
 
 
 class Problem:
-    """A model, its data cut into batches, and a loss, seen as functions of a flat θ.
+    """A model, a stream of batches and a loss, seen as functions of a flat θ.
+
+    ``data`` is the inputs tensor with ``targets`` beside it (cut into ``batch_size`` slices),
+    or any re-iterable source of batches: a ``DataLoader``, a ``Dataset``, a list of
+    ``(inputs, targets)`` or of dicts with ``labels``, or a function returning one of these (see
+    :mod:`landscape.stream`). Each pass reads the source afresh and moves one batch at a time to
+    the device, unless the whole set fits the cache budget (``cache``: None decides by size,
+    True always, False never); ``cached`` says which. ``loss`` (kept as ``loss_fn``) is a name, a
+    :class:`~landscape.losses.Loss` or a function ``(output, target) -> mean loss``.
 
     ``params`` (a regular expression) restricts θ to the matching ``requires_grad`` parameters;
     the others are held fixed. The model runs in eval mode unless ``train_mode`` (then norm layers
@@ -59,22 +71,25 @@ class Problem:
     def __init__(
         self,
         model: nn.Module,
-        x: Tensor,
-        y: Tensor,
-        loss: str | LossFn | None = None,
+        data: Any,
+        targets: Tensor | None = None,
+        loss: str | Loss | LossFn | None = None,
         batch_size: int = 256,
         params: str | None = None,
         device: str | torch.device = "cpu",
         dtype: torch.dtype = torch.float32,
         train_mode: bool = False,
         tf32: bool = False,
+        max_samples: int | None = None,
+        cache: bool | None = None,
     ) -> None:
-        if len(x) == 0:
-            raise InputError("the data set is empty: no samples to evaluate the loss on")
-        if len(x) != len(y):
-            raise InputError(f"data has {len(x)} inputs but {len(y)} targets")
-        if batch_size < 1:
-            raise InputError(f"--batch-size must be positive, got {batch_size}")
+        in_memory = is_tensor_pair(data, targets)
+        if targets is not None:
+            if len(data) == 0:
+                raise InputError("the data set is empty: no samples to evaluate the loss on")
+            data = (data, targets)
+        self.stream = BatchStream(data, batch_size=batch_size, max_samples=max_samples)
+        self.notes: list[str] = list(self.stream.notes)
         self.device = torch.device(device)
         self.dtype = dtype
         if self.device.type == "cuda":
@@ -82,16 +97,16 @@ class Problem:
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)
-        self.loss_name, self.loss_fn = resolve_loss(loss, y)
+        self.loss_fn: Loss = resolve_loss(loss, self.stream.first()[1])
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if params is not None:
             try:
                 pattern = re.compile(params)
             except re.error as e:
-                raise InputError(f"--params {params!r} is not a regular expression: {e}") from None
+                raise InputError(f"params {params!r} is not a regular expression: {e}") from None
             named = [(n, p) for n, p in named if pattern.search(n)]
             if not named:
-                raise InputError(f"--params {params!r} matches no trainable parameter")
+                raise InputError(f"params {params!r} matches no trainable parameter")
         if not named:
             raise InputError("the model has no trainable parameters")
         self.names = [n for n, _ in named]
@@ -102,13 +117,31 @@ class Problem:
         self.fixed = {n: p.detach() for n, p in self.model.named_parameters() if n not in chosen}
         self.fixed.update({n: b for n, b in self.model.named_buffers()})
         self.batch_size = batch_size
-        self.batches = [
-            (self._cast(x[i : i + batch_size]), self._cast(y[i : i + batch_size]))
-            for i in range(0, len(x), batch_size)
-        ]
-        self.n_samples = len(x)
-        self.weights = [len(xb) / self.n_samples for xb, _ in self.batches]
+        self._scan(cache if cache is not None else (True if in_memory else None))
         self._check_forward()
+
+    def _scan(self, cache: bool | None) -> None:
+        """One pass: each batch's target count (its weight) and sample count; keep the batches
+        on the device when ``cache`` or, with None, while the set stays under the cache budget."""
+        budget = float("inf") if cache else cache_budget(self.device) if cache is None else 0.0
+        counts, sizes, held, kept = [], [], 0, []
+        for batch in self.stream:
+            counts.append(self.loss_fn.count(batch[1]))
+            sizes.append(len(batch[1]))
+            held += nbytes(batch)
+            if kept is not None and held <= budget:
+                kept.append(to_device(batch, self.device, self.dtype))
+            else:
+                kept = None
+        self.n_samples = sum(sizes)
+        self.n_targets = sum(counts)
+        if self.n_samples == 0:
+            raise InputError("the data set is empty: no samples to evaluate the loss on")
+        if self.n_targets == 0:
+            raise InputError("the data has no real targets (every label is -100)")
+        self.weights = [c / self.n_targets for c in counts]
+        self.data_bytes = held
+        self._cached: list[tuple[Inputs, Tensor]] | None = kept
 
     # -- the flat vector ------------------------------------------------------------------
     @property
@@ -139,23 +172,62 @@ class Problem:
             start += numel
         return out
 
+    # -- data -----------------------------------------------------------------------------
+    @property
+    def cached(self) -> bool:
+        """Whether the whole data set is kept on the device between passes."""
+        return self._cached is not None
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.weights)
+
+    @property
+    def batches(self) -> list[tuple[Inputs, Tensor]]:
+        """Every batch on the device, as a list (reads the whole set: for small data and tests)."""
+        return [(xb, yb) for _, xb, yb in self._pass(skip_empty=False)]
+
+    def _pass(self, skip_empty: bool = True) -> Iterator[tuple[float, Inputs, Tensor]]:
+        source = self._cached
+        if source is None:
+            source = (to_device(b, self.device, self.dtype) for b in self.stream)
+        seen = 0
+        for w, (xb, yb) in zip(self.weights, source):
+            seen += 1
+            if w > 0 or not skip_empty:
+                yield w, xb, yb
+        if seen != len(self.weights):
+            raise InputError(
+                f"the data gave {seen} batches on this pass but {len(self.weights)} on the first: "
+                "every pass must read the same data"
+            )
+
+    def iter_batches(self) -> Iterator[tuple[float, Inputs, Tensor]]:
+        """(weight count_b/Σcount, inputs_b, targets_b) for every batch with real targets; the
+        weights sum to one. Reads the stream afresh unless the set is cached on the device."""
+        return self._pass()
+
+    def example_inputs(self, n: int = 8) -> Inputs:
+        """The first ``n`` samples' inputs, on the device (for tracing the model)."""
+        return head(self._cached[0][0] if self._cached else self._first()[0], n)
+
+    def _first(self) -> tuple[Inputs, Tensor]:
+        return to_device(self.stream.first(), self.device, self.dtype)
+
     # -- evaluation -----------------------------------------------------------------------
-    def _cast(self, x: Tensor) -> Tensor:
-        x = x.to(self.device)
-        return x.to(self.dtype) if x.is_floating_point() else x
-
-    def forward(self, theta: Tensor, x: Tensor) -> Tensor:
+    def forward(self, theta: Tensor, x: Inputs) -> Tensor:
         """The model's output on inputs x with the selected parameters taken from θ."""
-        return functional_call(self.model, {**self.fixed, **self.unflatten(theta)}, (x,))
+        args, kwargs = call_args(x)
+        out = functional_call(self.model, {**self.fixed, **self.unflatten(theta)}, args, kwargs)
+        return out if isinstance(out, Tensor) else as_output(out)[0]
 
-    def batch_loss(self, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
-        """The mean loss over one batch."""
+    def batch_loss(self, theta: Tensor, x: Inputs, y: Tensor) -> Tensor:
+        """The mean loss over one batch's real targets."""
         return self.loss_fn(self.forward(theta, x), y)
 
-    def iter_batches(self) -> Iterator[tuple[float, Tensor, Tensor]]:
-        """(weight n_b/N, x_b, y_b) for every batch; the weights sum to one."""
-        for w, (xb, yb) in zip(self.weights, self.batches):
-            yield w, xb, yb
+    @property
+    def loss_name(self) -> str:
+        return self.loss_fn.name
 
     def _theta(self, theta: Tensor | None) -> Tensor:
         return self.theta if theta is None else theta.to(self.theta)
@@ -165,22 +237,22 @@ class Problem:
         return self.evaluate(theta)["loss"]
 
     def evaluate(self, theta: Tensor | None = None) -> dict[str, float | None]:
-        """Whole-data-set mean loss and (for classification) accuracy at θ."""
+        """Whole-data-set mean loss Σ sum_b / Σ count_b and (for a classification) accuracy, the
+        share of argmax hits among the real targets, at θ."""
         theta = self._theta(theta)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = 0
+        classify = self.loss_fn.is_classification
         with torch.no_grad():
             for w, xb, yb in self.iter_batches():
                 out = self.forward(theta, xb)
                 total += w * self.loss_fn(out, yb).double()
-                if self.is_classification:
-                    correct += int((out.argmax(-1) == yb).sum())
+                if classify:
+                    correct += self.loss_fn.correct(out, yb)
         loss = float(total)
         if not torch.isfinite(torch.tensor(loss)):
             raise NumericalError(f"the loss is not finite ({loss}) at these parameters")
-        n_targets = self.n_samples * (self.batches[0][1][0].numel())
-        acc = correct / n_targets if self.is_classification else None
-        return {"loss": loss, "accuracy": acc}
+        return {"loss": loss, "accuracy": correct / self.n_targets if classify else None}
 
     def loss_and_grad(self, theta: Tensor | None = None) -> tuple[float, Tensor]:
         """(L(θ), ∇L(θ)) over the whole data set; untouched parameters get a zero gradient.
@@ -216,12 +288,12 @@ class Problem:
         """(output, target) per batch at θ, without gradients."""
         theta = self._theta(theta)
         with torch.no_grad():
-            for xb, yb in self.batches:
+            for _, xb, yb in self.iter_batches():
                 yield self.forward(theta, xb), yb
 
     @property
     def is_classification(self) -> bool:
-        return self.loss_name == "cross-entropy"
+        return self.loss_fn.is_classification
 
     # -- derived problems -----------------------------------------------------------------
     def with_theta(self, theta: Tensor) -> Problem:
@@ -247,15 +319,33 @@ class Problem:
         return other
 
     def _check_forward(self) -> None:
-        xb, yb = self.batches[0]
+        xb, yb = self._first()
         try:
             with torch.no_grad():
-                self.loss_fn(self.forward(self.theta, xb[:2]), yb[:2])
+                args, kwargs = call_args(head(xb, 2))
+                params = {**self.fixed, **self.unflatten(self.theta)}
+                out, note = as_output(functional_call(self.model, params, args, kwargs))
+                self.loss_fn(out, yb[:2])
         except (RuntimeError, ValueError, IndexError, TypeError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(
-                f"the model does not run on this data with loss {self.loss_name!r}: {msg}"
+                f"the model does not run on this data with loss {self.loss_fn.name!r}: {msg}"
             ) from None
+        if note:
+            self.notes.append(note)
+
+
+def cache_budget(device: torch.device) -> float:
+    """Bytes of data a Problem keeps on ``device`` between passes: 256 MiB on the CPU (beyond it
+    a pass streams, so memory does not grow with the data set), a quarter of the free memory on
+    a GPU (where a host-to-device copy per batch and pass is what caching saves)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 4
+    return float(CPU_CACHE_BYTES)
+
+
+CPU_CACHE_BYTES = 256 << 20
 
 
 ProgressFn = Callable[[int, "int | None"], None]

@@ -12,6 +12,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from ..batches import Inputs, call_args, concat, map_inputs, tensors
 from ..errors import InputError
 from ..problem import Problem
 
@@ -46,14 +47,22 @@ class Interpolation:
         self.bn_model = copy.deepcopy(problem.model) if self.bn == "reset" else None
         self.bn_batches = self._fresh_batches(bn_batches, seed) if self.bn_model else []
 
-    def _fresh_batches(self, count: int, seed: int) -> list[Tensor]:
+    def _fresh_batches(self, count: int, seed: int) -> list[Inputs]:
         """``count`` batches of distinct samples in a seeded random order; a trailing partial
-        batch is dropped unless it is the only one (each batch counts equally in the average)."""
-        x = torch.cat([xb for xb, _ in self.problem.batches])
-        order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        bs = self.problem.batch_size
-        chunks = [x[order[i : i + bs].to(x.device)] for i in range(0, len(x), bs)][:count]
-        return chunks[:-1] if len(chunks) > 1 and len(chunks[-1]) < bs else chunks
+        batch is dropped unless it is the only one (each batch counts equally in the average).
+        A streamed data set (not held in memory) gives its first ``count`` batches instead."""
+        p = self.problem
+        if not p.cached:
+            return [xb for _, (_, xb, _) in zip(range(count), p.iter_batches())]
+        x = concat([xb for xb, _ in p.batches])
+        n = len(tensors(x)[0])
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        bs = p.batch_size
+        chunks = [map_inputs(x, lambda t, i=i: t[order[i : i + bs].to(t.device)])
+                  for i in range(0, n, bs)][:count]
+        if len(chunks) > 1 and len(tensors(chunks[-1])[0]) < bs:
+            return chunks[:-1]
+        return chunks
 
     def state(
         self, a: dict[str, Tensor], b: dict[str, Tensor], alpha: float, names: set[str], base: str
@@ -85,7 +94,8 @@ class Interpolation:
             m.train()
         with torch.no_grad():
             for xb in self.bn_batches:
-                model(xb)
+                args, kwargs = call_args(xb)
+                model(*args, **kwargs)
         model.eval()
         out = dict(state)
         for name, m in bns.items():

@@ -125,7 +125,7 @@ def summarise(alpha: np.ndarray, curves: dict[str, np.ndarray]) -> dict[str, flo
 def _align(problem: Problem, a: dict, b: dict, seed: int) -> tuple[dict, dict[str, Any]]:
     from ..align import align_weights
 
-    example = problem.batches[0][0][:8]
+    example = problem.example_inputs(8)
     aligned, match, spec = align_weights(problem.model, a, b, example, seed=seed)
     info: dict[str, Any] = {
         "attrs": {"method": "weight matching (Ainsworth et al. 2023)"},
