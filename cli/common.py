@@ -1,15 +1,14 @@
 """What every analysis command shares: the options, building a Problem, writing the outputs.
 
-A command module parses its own options, calls ``load(ckpt, opts)`` for a Problem, runs one
-analysis from ``landscape.analyses``, and hands the Result to ``finish``, which writes the
-.h5, draws the plot and prints the summary (or ``--json``).
+A command module parses its own options, opens its Problem with ``Session.open`` (the
+library's ``landscape.open``), runs one analysis from ``landscape.analyses``, and hands the
+Result to ``finish``, which writes the .h5, draws the plot and prints the summary (or ``--json``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,14 +17,13 @@ from typing import Any
 import click
 import torch
 
-from landscape.errors import InputError
-from landscape.loading.checkpoints import Checkpoint, load_checkpoint, load_into
-from landscape.loading.data import load_data
-from landscape.loading.models import build_model
+import landscape
 from landscape.plots import draw
 from landscape.problem import Problem
 from landscape.results import Result, RunInfo, read_result, result_summary, write_result
+from landscape.session import resolve_device
 
+from .flags import flagify
 from .progress import Progress
 
 
@@ -134,38 +132,34 @@ def run_options(f: Callable) -> Callable:
 SMALL_MODEL = 100_000  # below this many parameters a CPU run uses one thread unless --threads
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(
-            f"--device {name!r} is not a device: use auto, cpu, cuda or cuda:N"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available on this machine")
-    return device
-
-
-@dataclass
-class Loaded:
-    """A checkpoint turned into a Problem, with what provenance needs."""
-
-    problem: Problem
-    checkpoint: Checkpoint
-    model_spec: str
-    data_spec: str
+def open_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The command-line options as ``landscape.open`` arguments."""
+    return {
+        "model": opts.get("model"),
+        "model_kwargs": opts.get("model_kwargs"),
+        "data": opts.get("data"),
+        "data_kwargs": opts.get("data_kwargs"),
+        "loss": opts.get("loss"),
+        "batch_size": opts.get("batch_size") or 256,
+        "max_samples": opts.get("max_samples"),
+        "params": opts.get("params"),
+        "device": opts.get("device") or "auto",
+        "dtype": opts.get("dtype") or "float32",
+        "train_mode": bool(opts.get("train_mode")),
+        "trust": bool(opts.get("trust_checkpoint")),
+        "seed": opts.get("seed") or 0,
+    }
 
 
 @dataclass
 class Session:
-    """One invocation: the options, the clock, and the checkpoints read so far."""
+    """One invocation: the options, the clock, and the Problem it opened."""
 
     command: str
     opts: dict[str, Any]
     start: float = field(default_factory=time.perf_counter)
-    checkpoints: list[dict[str, str]] = field(default_factory=list)
+    problem: Problem | None = None
+    _noted: int = 0
 
     def __post_init__(self) -> None:
         self.device = resolve_device(self.opts.get("device") or "auto")
@@ -174,99 +168,51 @@ class Session:
         if self.opts.get("threads"):
             torch.set_num_threads(int(self.opts["threads"]))
 
-    def checkpoint(self, path: str) -> Checkpoint:
-        ckpt = load_checkpoint(path, trust=bool(self.opts.get("trust_checkpoint")))
-        self.checkpoints.append(
-            {"path": os.path.abspath(path), "sha256": ckpt.sha256, "format": ckpt.format}
-        )
-        return ckpt
-
-    def model(self, ckpt: Checkpoint) -> tuple[torch.nn.Module, str]:
-        """The model of ``ckpt`` with its weights loaded (flags override the checkpoint's spec)."""
-        o, spec = self.opts, ckpt.spec
-        model_spec = o.get("model") or spec.get("model")
-        if model_spec is None and ckpt.module is not None:
-            return ckpt.module, f"pickled module ({type(ckpt.module).__name__})"
-        if model_spec is None:
-            raise InputError(f"{ckpt.path}: the checkpoint names no model: pass --model SPEC")
-        kwargs = o.get("model_kwargs")
-        if kwargs is None and model_spec == spec.get("model"):
-            kwargs = spec.get("model_kwargs")  # the checkpoint's kwargs belong to its own model
-        model = build_model(
-            model_spec, kwargs, base_dir=os.path.dirname(os.path.abspath(ckpt.path))
-        )
-        load_into(model, ckpt.state_dict)
-        return model, model_spec
-
-    def data(self, ckpt: Checkpoint | None, spec_flag: str = "data"):
-        """The data set named by ``--data`` or by the checkpoint."""
-        o = self.opts
-        spec = ckpt.spec if ckpt else {}
-        data_spec = o.get(spec_flag) or spec.get("data")
-        if data_spec is None:
-            raise InputError("no data: pass --data SPEC (the checkpoint names none)")
-        kwargs = o.get("data_kwargs")
-        if kwargs is None and data_spec == spec.get("data"):
-            kwargs = spec.get("data_kwargs")
-        base = os.path.dirname(os.path.abspath(ckpt.path)) if ckpt else None
-        data = load_data(
-            data_spec,
-            kwargs,
-            max_samples=o.get("max_samples"),
-            seed=o.get("seed") or 0,
-            base_dir=base,
-        )
-        return data, data_spec
-
-    def load(self, path: str) -> Loaded:
-        """Checkpoint -> model with weights -> data -> Problem."""
-        ckpt = self.checkpoint(path)
-        model, model_spec = self.model(ckpt)
-        data, data_spec = self.data(ckpt)
-        problem = self.problem(model, data, ckpt)
-        return Loaded(problem, ckpt, model_spec, data_spec)
-
-    def problem(self, model: torch.nn.Module, data: Any, ckpt: Checkpoint | None = None) -> Problem:
-        o = self.opts
-        loss = o.get("loss") or (ckpt.spec.get("loss") if ckpt else None)
-        problem = Problem(
-            model,
-            data.x,
-            data.y,
-            loss=loss,
-            batch_size=o.get("batch_size") or 256,
-            params=o.get("params"),
-            device=self.device,
-            dtype=self.dtype,
-            train_mode=bool(o.get("train_mode")),
-        )
-        if not o.get("threads") and self.device.type == "cpu" and problem.size < SMALL_MODEL:
+    def open(self, path: str) -> Problem:
+        """``landscape.open`` with this command's options; notes go to stderr."""
+        problem = landscape.open(path, **open_options(self.opts))
+        if not self.opts.get("threads") and self.device.type == "cpu" and problem.size < SMALL_MODEL:
             torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
+        self.problem = problem
+        self.notes()
         return problem
+
+    def notes(self) -> None:
+        """Print the library's notes not printed yet (once each)."""
+        notes = self.problem.notes if self.problem is not None else []
+        for note in notes[self._noted :]:
+            echo_err(f"landscape: note: {flagify(note)}")
+        self._noted = len(notes)
 
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
         return Progress(label, unit)
 
-    def run_info(
-        self, loaded: Loaded | None, matvecs: int = 0, curvature: str = "", **extra: Any
-    ) -> RunInfo:
-        p = loaded.problem if loaded else None
+    def run_info(self, problem: Problem | None, matvecs: int = 0, curvature: str = "",
+                 **extra: Any) -> RunInfo:
+        origin = getattr(problem, "origin", None)
+        if problem is not None:
+            extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
         return RunInfo(
             command=self.command,
             seed=self.opts.get("seed") or 0,
             device=str(self.device),
             dtype=str(self.dtype).replace("torch.", ""),
             curvature=curvature,
-            loss=p.loss_name if p else "",
-            model=loaded.model_spec if loaded else "",
-            data=loaded.data_spec if loaded else "",
-            n_samples=p.n_samples if p else 0,
-            n_params=p.size if p else 0,
+            loss=problem.loss_name if problem else "",
+            model=origin.model_spec if origin else "",
+            data=origin.data_spec if origin else "",
+            n_samples=problem.n_samples if problem else 0,
+            n_params=problem.size if problem else 0,
             wall_seconds=time.perf_counter() - self.start,
             matvecs=matvecs,
-            checkpoints=self.checkpoints,
+            checkpoints=origin.checkpoints if origin else [],
             extra=extra,
         )
+
+    @property
+    def checkpoints(self) -> list[dict[str, str]]:
+        origin = getattr(self.problem, "origin", None)
+        return origin.checkpoints if origin else []
 
     def default_path(self, suffix: str) -> str:
         stem = "landscape"
@@ -282,6 +228,7 @@ class Session:
         lines: list[str] | None = None,
     ) -> None:
         """Write the .h5, draw the plot, print the summary (human lines or ``--json``)."""
+        self.notes()
         out = self.opts.get("out") or self.default_path(".h5")
         write_result(out, result, run)
         figure = None
@@ -303,4 +250,4 @@ def fmt(value: float | None, digits: int = 6) -> str:
 
 
 def echo_err(message: str) -> None:
-    sys.stderr.write(message + "\n")
+    click.echo(message, err=True)

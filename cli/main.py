@@ -16,6 +16,7 @@ from landscape.errors import LandscapeError
 
 from .commands import COMMANDS
 from .config import default_map
+from .flags import flagify
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
     except LandscapeError as e:
-        click.echo(f"landscape: error: {e}", err=True)
+        click.echo(f"landscape: error: {flagify(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted: no result file was written", err=True)

@@ -41,10 +41,10 @@ class CurvatureOperator:
         cache_graphs: bool | None = None,
     ) -> None:
         if kind not in CURVATURES:
-            raise InputError(f"unknown curvature {kind!r}: use one of {', '.join(CURVATURES)}")
+            raise InputError(f"unknown `curvature` {kind!r}: use one of {', '.join(CURVATURES)}")
         if kind == "fisher" and not problem.loss_fn.can_sample:
             raise InputError(
-                f"curvature 'fisher' draws targets from the model's predictive, which loss "
+                f"`curvature` 'fisher' draws targets from the model's predictive, which loss "
                 f"{problem.loss_fn.name!r} does not define (cross-entropy, mse or a classification)"
             )
         self.problem = problem
@@ -173,7 +173,7 @@ class CurvatureOperator:
                 if V.shape[0] == 1 or self.chunk == 1:
                     raise InputError(
                         f"out of {self.device} memory for one curvature-vector product of "
-                        f"{self.problem.batch_size} samples: use a smaller --batch-size"
+                        f"{self.problem.batch_size} samples: use a smaller `batch_size`"
                     ) from None
                 self.chunk = max(1, min(self.chunk or V.shape[0], V.shape[0]) // 2)
         self.matvecs += V.shape[0]

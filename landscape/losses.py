@@ -154,7 +154,7 @@ def resolve_loss(loss: str | Loss | LossFn | None, target: Tensor) -> Loss:
     if loss in LOSSES:
         made = LOSSES[loss]()
         if made.is_classification and torch.is_floating_point(target):
-            raise InputError(f"loss {loss!r} needs integer class targets; got float targets")
+            raise InputError(f"`loss` {loss!r} needs integer class targets; got float targets")
         return made
     if isinstance(loss, str) and ":" in loss:
         from .loading.imports import import_object
@@ -165,7 +165,7 @@ def resolve_loss(loss: str | Loss | LossFn | None, target: Tensor) -> Loss:
         if isinstance(fn, type) and issubclass(fn, Loss):
             return fn()
         if not callable(fn):
-            raise InputError(f"loss {loss!r} is not a function (output, target) -> loss")
+            raise InputError(f"`loss` {loss!r} is not a function (output, target) -> loss")
         return FunctionLoss(fn, name=loss)
     names = ", ".join(LOSSES)
-    raise InputError(f"unknown loss {loss!r}: use one of {names}, or pkg.module:function")
+    raise InputError(f"unknown `loss` {loss!r}: use one of {names}, or pkg.module:function")

@@ -103,10 +103,10 @@ class Problem:
             try:
                 pattern = re.compile(params)
             except re.error as e:
-                raise InputError(f"params {params!r} is not a regular expression: {e}") from None
+                raise InputError(f"`params` {params!r} is not a regular expression: {e}") from None
             named = [(n, p) for n, p in named if pattern.search(n)]
             if not named:
-                raise InputError(f"params {params!r} matches no trainable parameter")
+                raise InputError(f"`params` {params!r} matches no trainable parameter")
         if not named:
             raise InputError("the model has no trainable parameters")
         self.names = [n for n, _ in named]

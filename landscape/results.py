@@ -8,6 +8,7 @@ attribute of its group, the key ``attrs`` holds further group attributes, and ev
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import math
@@ -214,3 +215,28 @@ def _flatten_attrs(tree: dict[str, Any]) -> dict[str, Any]:
         elif v is not None:
             out[k] = v
     return out
+
+
+@contextlib.contextmanager
+def _atomic(path: str):
+    """A temporary path beside ``path``, renamed onto it when the block succeeds (else removed)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_checkpoint(path: str, state: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Write ``state`` as a self-describing checkpoint ``{"state_dict", "landscape": spec}``,
+    atomically like every result file."""
+    import torch
+
+    with _atomic(path) as tmp:
+        torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "landscape": spec}, tmp)

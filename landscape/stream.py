@@ -58,9 +58,9 @@ class BatchStream:
 
     def __init__(self, source: Any, batch_size: int = 256, max_samples: int | None = None) -> None:
         if batch_size < 1:
-            raise InputError(f"batch_size must be positive, got {batch_size}")
+            raise InputError(f"`batch_size` must be positive, got {batch_size}")
         if max_samples is not None and max_samples < 1:
-            raise InputError(f"max_samples must be positive, got {max_samples}")
+            raise InputError(f"`max_samples` must be positive, got {max_samples}")
         self.batch_size = batch_size
         self.max_samples = max_samples
         self.notes: list[str] = []

@@ -157,7 +157,7 @@ def test_one_vector_out_of_gpu_memory_is_a_clear_input_error(monkeypatch):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
 
     monkeypatch.setattr(op, "_apply", full)
-    with pytest.raises(InputError, match="--batch-size"):
+    with pytest.raises(InputError, match="`batch_size`"):
         op(torch.ones(op.size, dtype=torch.float64))
 
 

@@ -36,7 +36,7 @@ def test_builtin_options_and_max_samples():
     assert torch.equal(tokens.x[:, 1:], tokens.y[:, :-1])  # y is x shifted by one
     with pytest.raises(InputError, match=r"no option\(s\) \['dimm'\]"):
         load_data("gmm", {"dimm": 3})
-    with pytest.raises(InputError, match="max_samples must be positive"):
+    with pytest.raises(InputError, match="`max_samples` must be positive"):
         load_data("gmm", max_samples=0)
 
 
@@ -122,18 +122,28 @@ def weird():
 '''
 
 
+def _read_all(source, max_samples=None):
+    """Every sample a Problem would read from ``source``, stacked."""
+    from landscape.stream import BatchStream
+
+    batches = list(BatchStream(source, batch_size=5, max_samples=max_samples))
+    return torch.cat([x for x, _ in batches]), torch.cat([y for _, y in batches])
+
+
 def test_factories(tmp_path):
     (tmp_path / "sets.py").write_text(FACTORIES)
     base = str(tmp_path)
     reference = load_data("sets.py:as_tuple", base_dir=base)
     assert reference.x.dtype == torch.float32 and reference.x.shape == (12, 2)
-    for name in ("as_dataset", "Pairs", "as_loader"):
+    for name in ("as_dataset", "Pairs", "as_loader"):  # streams, read afresh on every pass
         data = load_data(f"sets.py:{name}", base_dir=base)
-        assert torch.equal(data.x, reference.x) and torch.equal(data.y, reference.y), name
+        assert data.x is None and data.task == "stream", name
+        x, y = _read_all(data.source)
+        assert torch.equal(x.float(), reference.x) and torch.equal(y, reference.y), name
     assert torch.equal(load_data("sets.py:as_tuple", {"scale": 2.0}, base_dir=base).x,
                        2 * reference.x)
-    assert len(load_data("sets.py:as_loader", max_samples=7, base_dir=base)) == 7
-    assert len(load_data("sets.py:as_dataset", max_samples=3, base_dir=base)) == 3
+    assert len(_read_all(load_data("sets.py:as_loader", base_dir=base).source, 7)[1]) == 7
+    assert len(_read_all(load_data("sets.py:as_dataset", base_dir=base).source, 3)[1]) == 3
     with pytest.raises(InputError, match="empty \\(0 samples\\)"):
         load_data("sets.py:empty", base_dir=base)
     with pytest.raises(InputError, match="RuntimeError: disk on fire"):

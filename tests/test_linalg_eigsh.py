@@ -83,7 +83,7 @@ def test_cupy_without_cupy_or_cuda_is_input_error(lam):
         have = False
     if have:
         pytest.skip("CuPy and CUDA are present")
-    with pytest.raises(InputError, match="--solver cupy needs CuPy and a CUDA device"):
+    with pytest.raises(InputError, match="`solver` cupy needs CuPy and a CUDA device"):
         eigsh(build(lam), solver="cupy")
 
 

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from landscape.analyses import directions as dirs
+from landscape import steps
 from landscape.analyses.ghost import ghost as run_ghost
-from landscape.errors import InputError
 
 from ..common import Session, analysis_options, fmt
-from .sharpness import OPTIMIZER_OPTION, next_delta, optimizer_state
+from .sharpness import OPTIMIZER_OPTION
 
 
 @click.command("ghost")
@@ -55,33 +52,18 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
       landscape ghost data/demo_a.pt --direction gradient --lr 0.5 --quantile 0.99
     """
     s = Session("ghost", opts)
-    loaded = s.load(ckpt)
-    p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
-    delta = next_delta(s, loaded, next_ckpt)
-    _, grad = p.loss_and_grad()
-    update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])
-    choice = opts["direction"] or ("update" if update is not None else "gradient")
-    tau, source = None, ""
-    if choice == "gradient":
-        v, label = -grad, "gradient"
-        if opts["lr"] is not None:
-            tau, source = opts["lr"] * float(grad.norm()), "lr*|grad|"
-    elif choice == "update":
-        if update is None:
-            raise InputError("--direction update needs NEXT, an Adam state in CKPT, or --lr")
-        v, label = update.vector, f"update ({update.source})"
-        tau, source = float(update.vector.norm()), f"|update| ({update.source})"
-    elif choice == "random":
-        v, label = dirs.random_directions(p, 1, opts["seed"])[0], f"random (seed {opts['seed']})"
-    elif os.path.exists(choice):
-        v, label = dirs.from_file(p, choice), f"file {choice}"
-    else:
-        raise InputError(f"--direction {choice!r}: use gradient, update, random or a file")
-    if opts["tau"] is not None:
-        tau, source = opts["tau"], "--step"
+    p = s.open(ckpt)
+    update, _ = steps.update(
+        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"]
+    )
+    d = steps.ghost_direction(
+        p, opts["direction"], update, lr=opts["lr"], tau=opts["tau"], seed=opts["seed"]
+    )
     bar = s.progress("jvp", unit="batches")
-    r = run_ghost(p, v, label, tau=tau, step_source=source, quantile=opts["quantile"], progress=bar)
+    r = run_ghost(
+        p, d.vector, d.label, tau=d.tau, step_source=d.step_source, quantile=opts["quantile"],
+        progress=bar,
+    )
     bar.close()
     t = r.tree()["ghost"]
     lines = [
@@ -103,7 +85,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
         )
     else:
         lines.append("no step length known: pass --step, --lr or NEXT for r = tau/rho_a")
-    run = s.run_info(loaded, matvecs=r.matvecs, curvature="hessian")
+    run = s.run_info(p, matvecs=r.matvecs, curvature="hessian")
     s.finish(r, run, lines=lines)
 
 

@@ -22,14 +22,15 @@ def inspect(ckpt: str, **opts) -> None:
       landscape inspect model.pt --model mynet.py:make --data val.npz --json
     """
     s = Session("inspect", opts)
-    loaded = s.load(ckpt)
-    c = loaded.checkpoint
+    problem = s.open(ckpt)
+    origin = problem.origin
+    c = origin.checkpoint
     optim = describe_optimizer(c.optimizer) if c.optimizer else {}
-    result = run_inspect(loaded.problem, format=c.format, optimizer=optim)
+    result = run_inspect(problem, format=c.format, optimizer=optim)
     lines = [
         f"checkpoint {ckpt}  format {c.format}  sha256 {c.sha256[:12]}",
-        f"model {loaded.model_spec}  params {loaded.problem.size}  data {loaded.data_spec} "
-        f"({loaded.problem.n_samples} samples)",
+        f"model {origin.model_spec}  params {problem.size}  data {origin.data_spec} "
+        f"({problem.n_samples} samples)",
         f"loss {fmt(result.loss)}  accuracy {fmt(result.accuracy, 4)}  "
         f"grad norm {fmt(result.grad_norm)}",
         f"optimizer: {optim.get('kind', 'none')}"
@@ -38,6 +39,6 @@ def inspect(ckpt: str, **opts) -> None:
     ]
     for name, n, w, g in zip(result.layers, result.counts, result.norms, result.grad_norms):
         lines.append(f"{name:<32}{n:>10d}{w:>12.4g}{g:>12.4g}")
-    s.finish(result, s.run_info(loaded), plot=False, lines=lines)
+    s.finish(result, s.run_info(problem), plot=False, lines=lines)
 
 COMMANDS = [inspect]

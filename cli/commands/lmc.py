@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-import copy
-import os
-
 import click
-import torch
 
+import landscape
 from landscape.analyses.lmc import lmc as run_lmc
 from landscape.errors import InputError
-from landscape.loading.checkpoints import Checkpoint, load_into
+from landscape.results import write_checkpoint
 
 from ..common import Session, analysis_options, fmt
-
-
-def _state_like(s: Session, a: Checkpoint, other: Checkpoint) -> dict[str, torch.Tensor]:
-    """``other``'s weights loaded into a fresh model of A's architecture (strict keys/shapes)."""
-    model, _ = s.model(a)
-    if model is a.module:  # a pickled module: never overwrite A's own weights
-        model = copy.deepcopy(model)
-    try:
-        load_into(model, other.state_dict)
-    except InputError as e:
-        raise InputError(f"{other.path} does not fit the architecture of {a.path}: {e}") from None
-    return {k: v.detach() for k, v in model.state_dict().items()}
-
-
-def _save_aligned(path: str, state: dict[str, torch.Tensor], spec: dict) -> None:
-    """Write aligned B as a self-describing checkpoint (temporary file, then rename)."""
-    tmp = f"{path}.tmp"
-    torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "landscape": spec}, tmp)
-    os.replace(tmp, path)
 
 
 @click.command("lmc")
@@ -98,16 +76,14 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
     if opts["save_aligned"] and opts["align"] != "weights":
         raise InputError("--save-aligned needs --align weights")
     s = Session("lmc", opts)
-    loaded = s.load(checkpoints[0])
-    others = [_state_like(s, loaded.checkpoint, s.checkpoint(p)) for p in checkpoints[1:]]
+    problem = s.open(checkpoints[0])
+    others = [landscape.weights_like(problem, p) for p in checkpoints[1:]]
     eval_problem = None
     if opts["eval_data"]:
-        model = copy.deepcopy(loaded.problem.model)
-        data, _ = s.data(loaded.checkpoint, spec_flag="eval_data")
-        eval_problem = s.problem(model, data, loaded.checkpoint)
+        eval_problem = landscape.with_data(problem, opts["eval_data"], opts.get("data_kwargs"))
     progress = s.progress("lmc", "evaluations")
     result = run_lmc(
-        loaded.problem,
+        problem,
         others,
         eval_problem=eval_problem,
         points=opts["points"],
@@ -122,11 +98,9 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
     )
     progress.close()
     if opts["save_aligned"]:
-        spec = dict(loaded.checkpoint.spec) or {
-            "model": loaded.model_spec,
-            "data": loaded.data_spec,
-        }
-        _save_aligned(opts["save_aligned"], result.aligned_state, spec)
+        origin = problem.origin
+        spec = dict(origin.checkpoint.spec) or {"model": origin.model_spec, "data": origin.data_spec}
+        write_checkpoint(opts["save_aligned"], result.aligned_state, spec)
     b = result.barriers
     lines = [
         f"A {checkpoints[0]}  B {checkpoints[1]}  bn {result.bn}  align {result.align}  "
@@ -161,7 +135,7 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
         lines.append("pairwise loss barrier (Entezari):")
         for i, row in enumerate(result.pairwise["barrier_loss"]):
             lines.append(f"  {checkpoints[i]:<24}" + "".join(f"{v:>10.4g}" for v in row))
-    s.finish(result, s.run_info(loaded), lines=lines)
+    s.finish(result, s.run_info(problem), lines=lines)
 
 
 COMMANDS = [lmc]

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
+from landscape import steps
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness as run_sharpness
-from landscape.loading.optimizer import adam_state
 
-from ..common import Loaded, Session, analysis_options, fmt
-
-
-def next_delta(s: Session, loaded: Loaded, path: str | None):
-    """NEXT − CKPT over the problem's parameters, or None without NEXT."""
-    if path is None:
-        return None
-    model, _ = s.model(s.checkpoint(path))
-    return dirs.difference(loaded.problem, dict(model.named_parameters()))
-
+from ..common import Session, analysis_options, fmt
 
 OPTIMIZER_OPTION = click.option(
     "--optimizer",
@@ -29,27 +18,6 @@ OPTIMIZER_OPTION = click.option(
     help="how the checkpoint's Adam state applies weight decay: L2 (adam) or decoupled (adamw); "
     "auto reads it from the state (torch < 2.6 does not record it).",
 )
-
-
-def optimizer_state(loaded: Loaded, kind: str = "auto"):
-    """The checkpoint's Adam state by parameter name (``kind`` overrides Adam vs AdamW), or None."""
-    sd = loaded.checkpoint.optimizer
-    if not sd:
-        return None
-    names = [n for n, _ in loaded.problem.model.named_parameters()]
-    state = adam_state(sd, names)
-    if state is None:
-        return None
-    if kind != "auto":
-        return dataclasses.replace(state, kind=kind)
-    groups = sd.get("param_groups") or [{}]
-    if state.weight_decay > 0 and "decoupled_weight_decay" not in groups[0]:
-        click.echo(
-            "landscape: warning: the optimizer state has weight decay but does not say whether "
-            "it was Adam or AdamW (torch < 2.6); assuming Adam: pass --optimizer adamw if not",
-            err=True,
-        )
-    return state
 
 
 @click.command("sharpness")
@@ -113,12 +81,10 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
       landscape sharpness data/demo_a.pt data/demo_b.pt --lr 0.01 --json
     """
     s = Session("sharpness", opts)
-    loaded = s.load(ckpt)
-    p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
-    delta = next_delta(s, loaded, next_ckpt)
-    _, grad = p.loss_and_grad()
-    update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])
+    p = s.open(ckpt)
+    update, adam = steps.update(
+        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"]
+    )
     file_dir = dirs.from_file(p, opts["direction_file"]) if opts["direction_file"] else None
     bar = s.progress("lanczos")
     r = run_sharpness(
@@ -171,7 +137,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     for t, a, b in zip(r.steps, r.true_loss, r.model_loss):
         if abs(t * 4 - round(t * 4)) < 1e-9:
             lines.append(f"  {t:>6.2f}{a:>14.6g}{b:>14.6g}")
-    run = s.run_info(loaded, matvecs=r.matvecs, curvature=r.curvature)
+    run = s.run_info(p, matvecs=r.matvecs, curvature=r.curvature)
     s.finish(r, run, lines=lines)
 
 

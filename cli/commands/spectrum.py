@@ -125,11 +125,11 @@ def spectrum(ckpt: str, **opts) -> None:
       landscape spectrum data/demo_a.pt --top-k 10 --which both --per-layer --json
     """
     s = Session("spectrum", opts)
-    loaded = s.load(ckpt)
+    problem = s.open(ckpt)
     bar = s.progress("spectrum")
     try:
         result = run_spectrum(
-            loaded.problem,
+            problem,
             top_k=opts["top_k"],
             which=opts["which"],
             tol=opts["tol"],
@@ -152,7 +152,7 @@ def spectrum(ckpt: str, **opts) -> None:
             f"warning: not every eigenpair reached --tol {opts['tol']:g} "
             f"(max residual {float(result.whole.residuals.max()):.2g})"
         )
-    run = s.run_info(loaded, matvecs=result.matvecs, curvature=opts["curvature"])
+    run = s.run_info(problem, matvecs=result.matvecs, curvature=opts["curvature"])
     s.finish(result, run, plot=True, lines=summary_lines(result, ckpt))
 
 

@@ -134,11 +134,11 @@ def trace(
       landscape trace model.pt --method hutchinson --probes 200 --json | jq .trace.estimate
     """
     s = Session("trace", opts)
-    loaded = s.load(ckpt)
+    problem = s.open(ckpt)
     bar = s.progress("trace")
     try:
         result = run_trace(
-            loaded.problem,
+            problem,
             method=method,
             probes=probes,
             rtol=rtol,
@@ -153,8 +153,8 @@ def trace(
         )
     finally:
         bar.close()
-    run = s.run_info(loaded, matvecs=result.matvecs, curvature=curvature)
-    lines = _lines(result, {"rtol": rtol}, loaded.problem.size)
+    run = s.run_info(problem, matvecs=result.matvecs, curvature=curvature)
+    lines = _lines(result, {"rtol": rtol}, problem.size)
     s.finish(result, run, lines=lines)
 
 

@@ -39,7 +39,7 @@ class Interpolation:
         self, problem: Problem, eval_problem: Problem | None, bn: str, bn_batches: int, seed: int
     ) -> None:
         if bn not in BN_MODES:
-            raise InputError(f"--bn {bn!r} unknown; choose from {', '.join(BN_MODES)}")
+            raise InputError(f"`bn` {bn!r} unknown; choose from {', '.join(BN_MODES)}")
         self.problem, self.eval_problem = problem, eval_problem
         self.params = {n for n, _ in problem.model.named_parameters()}
         self.every = set(problem.names)  # interpolated in a whole-model scan

@@ -78,7 +78,7 @@ def barriers(alpha: np.ndarray, values: np.ndarray) -> tuple[float, float, float
 
 def _grid(points: int) -> np.ndarray:
     if points < 2:
-        raise InputError(f"--points must be at least 2 (the endpoints), got {points}")
+        raise InputError(f"`points` must be at least 2 (the endpoints), got {points}")
     return np.linspace(0.0, 1.0, points)
 
 
@@ -163,7 +163,7 @@ def lmc(
     if not others:
         raise InputError("lmc needs a second endpoint: pass at least one state dict in others")
     if align not in ("none", "weights"):
-        raise InputError(f"--align {align!r} unknown; choose none or weights")
+        raise InputError(f"`align` {align!r} unknown; choose none or weights")
     bn = bn or ("reset" if has_batchnorm(problem.model) else "interpolate")
     ip = Interpolation(problem, eval_problem, bn, bn_batches, seed)
     device = problem.theta.device

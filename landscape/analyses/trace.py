@@ -184,19 +184,19 @@ class _Plan:
     def check(self, curvature: str, chunk: int | None) -> None:
         m, least = self.method, MIN_RUN.get(self.method, 2)
         if m not in METHODS:
-            raise InputError(f"unknown --method {m!r}: use one of {', '.join(METHODS)}")
+            raise InputError(f"unknown `method` {m!r}: use one of {', '.join(METHODS)}")
         if curvature not in CURVATURES:
-            raise InputError(f"unknown --curvature {curvature!r}: use {', '.join(CURVATURES)}")
+            raise InputError(f"unknown `curvature` {curvature!r}: use {', '.join(CURVATURES)}")
         if self.probes is not None and self.probes < least:
-            raise InputError(f"--probes {self.probes}: {m} needs at least {least}")
+            raise InputError(f"`probes` {self.probes}: {m} needs at least {least}")
         if self.rtol is not None and not self.rtol > 0:
-            raise InputError(f"--rtol must be positive, got {self.rtol}")
+            raise InputError(f"`rtol` must be positive, got {self.rtol}")
         if not 0 < self.confidence < 1:
-            raise InputError(f"--confidence must lie strictly in (0, 1), got {self.confidence}")
+            raise InputError(f"`confidence` must lie strictly in (0, 1), got {self.confidence}")
         if self.max_matvecs is not None and self.max_matvecs < least:
-            raise InputError(f"--max-matvecs {self.max_matvecs}: {m} needs at least {least}")
+            raise InputError(f"`max_matvecs` {self.max_matvecs}: {m} needs at least {least}")
         if chunk is not None and chunk < 1:
-            raise InputError(f"--chunk must be positive, got {chunk}")
+            raise InputError(f"`chunk` must be positive, got {chunk}")
 
     def first_run(self) -> int:
         """Matvecs of the first run (the adaptive Hutchinson starts with one block of 32)."""

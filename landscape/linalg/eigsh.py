@@ -120,11 +120,11 @@ def _cupy(op: SymmetricOperator, k: int, which: str, tol: float, seed: int,
         from cupyx.scipy.sparse.linalg import LinearOperator
         from cupyx.scipy.sparse.linalg import eigsh as cupy_eigsh
     except ImportError as exc:
-        raise InputError("--solver cupy needs CuPy and a CUDA device (pip install "
-                         "cupy-cuda12x); use --solver lanczos or scipy instead") from exc
+        raise InputError("`solver` cupy needs CuPy and a CUDA device (pip install "
+                         "cupy-cuda12x); use `solver` lanczos or scipy instead") from exc
     if torch.device(op.device).type != "cuda" or not torch.cuda.is_available():
-        raise InputError("--solver cupy needs CuPy and a CUDA device: the operator lives on "
-                         f"{op.device}; use --device cuda, or --solver lanczos/scipy")
+        raise InputError("`solver` cupy needs CuPy and a CUDA device: the operator lives on "
+                         f"{op.device}; use `device` cuda, or `solver` lanczos/scipy")
     P = int(op.size)
     n = min(2 * k if which == "both" else k, P)
     if n >= P - 1:

@@ -2,8 +2,10 @@
 
 Built-ins (deterministic from ``seed``): ``gmm``, ``regression``, ``tokens``, ``images``.
 Files: ``.npz`` with ``x``/``y``; ``.pt`` dict ``{x, y}`` or tuple ``(x, y)``; ``.h5``/``.hdf5``
-with datasets ``x``/``y``. Factories (``pkg.module:f`` or ``file.py:f``) may return a torch
-Dataset, a DataLoader or ``(x, y)``; everything is materialised into two stacked tensors.
+with datasets ``x``/``y``; these are read into two tensors. Factories (``pkg.module:f`` or
+``file.py:f``) may return ``(x, y)`` (two tensors) or a torch Dataset, a DataLoader, a list of
+batches or a function returning one: those stay a stream, read batch by batch on every pass (see
+:mod:`landscape.stream`), so a data set larger than memory can be analysed.
 """
 
 from __future__ import annotations
@@ -26,15 +28,24 @@ FILE_SUFFIXES = (".npz", ".pt", ".pth", ".h5", ".hdf5")
 
 @dataclass
 class DataSet:
-    """Inputs ``x`` and targets ``y`` (same length along dim 0); integer ``y`` is classification."""
+    """Inputs ``x`` and targets ``y`` (same length along dim 0; integer ``y`` is classification),
+    or, for a factory's DataLoader or Dataset, ``stream``: a source of batches for ``Problem``."""
 
-    x: Tensor
-    y: Tensor
+    x: Tensor | None
+    y: Tensor | None
     name: str
-    task: str  # 'classification' or 'regression'
+    task: str  # 'classification', 'regression' or 'stream' (the loss decides)
+    stream: Any = None
 
     def __len__(self) -> int:
+        if self.x is None:
+            raise TypeError("a streamed data set has no length before it is read")
         return int(self.x.shape[0])
+
+    @property
+    def source(self) -> Any:
+        """What ``Problem(model, data.source)`` reads: the tensors ``(x, y)`` or the stream."""
+        return self.stream if self.x is None else (self.x, self.y)
 
 
 def _gmm(g: torch.Generator, n: int = 512, dim: int = 16, classes: int = 4,
@@ -138,57 +149,36 @@ def _as_tensor(value: Any, what: str) -> Tensor:
     return t.to(torch.long) if not t.is_complex() else t
 
 
-def _pair(item: Any, what: str) -> tuple[Any, Any]:
-    if isinstance(item, dict) and "x" in item and "y" in item:
-        return item["x"], item["y"]
-    if isinstance(item, (tuple, list)) and len(item) == 2:
-        return item[0], item[1]
-    raise InputError(f"{what} yields {type(item).__name__}; expected (x, y) pairs")
+def _tensor_pair(obj: Any) -> bool:
+    return isinstance(obj, (tuple, list)) and len(obj) == 2 and not isinstance(obj[0], tuple) \
+        and not isinstance(obj[0], dict) and not isinstance(obj[0], list)
 
 
-def _materialise(obj: Any, spec: str, limit: int | None) -> tuple[Any, Any]:
-    """Stack what a factory returned into (x, y)."""
-    if isinstance(obj, (tuple, list)) and len(obj) == 2 and not isinstance(obj[0], tuple):
-        return obj[0], obj[1]
-    if isinstance(obj, torch.utils.data.DataLoader):
-        xs, ys, seen = [], [], 0
-        for batch in obj:
-            bx, by = _pair(batch, f"data loader {spec!r}")
-            xs.append(torch.as_tensor(bx))
-            ys.append(torch.as_tensor(by))
-            seen += len(xs[-1])
-            if limit is not None and seen >= limit:
-                break
-        if not xs:
-            raise InputError(f"data set {spec!r} is empty (0 samples)")
-        return torch.cat(xs), torch.cat(ys)
-    if hasattr(obj, "__getitem__") and hasattr(obj, "__len__") or hasattr(obj, "__iter__"):
-        xs, ys = [], []
-        items = (obj[i] for i in range(len(obj))) if hasattr(obj, "__len__") else iter(obj)
-        for item in items:
-            bx, by = _pair(item, f"data set {spec!r}")
-            xs.append(torch.as_tensor(bx))
-            ys.append(torch.as_tensor(by))
-            if limit is not None and len(xs) >= limit:
-                break
-        if not xs:
-            raise InputError(f"data set {spec!r} is empty (0 samples)")
-        return torch.stack(xs), torch.stack(ys)
-    raise InputError(f"data factory {spec!r} returned {type(obj).__name__}; "
-                     "expected a Dataset, a DataLoader or (x, y)")
+def _stream(obj: Any, spec: str) -> Any:
+    """What a factory returned, checked to be a source of batches (not read here)."""
+    is_source = isinstance(obj, (torch.utils.data.DataLoader, torch.utils.data.Dataset)) or (
+        hasattr(obj, "__iter__") and not isinstance(obj, (str, bytes, Tensor))
+    ) or callable(obj)
+    if not is_source:
+        raise InputError(f"data factory {spec!r} returned {type(obj).__name__}; "
+                         "expected a Dataset, a DataLoader, a list of batches or (x, y)")
+    if hasattr(obj, "__len__") and len(obj) == 0:
+        raise InputError(f"data set {spec!r} is empty (0 samples)")
+    return obj
 
 
 def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int | None = None,
               seed: int = 0, base_dir: str | None = None) -> DataSet:
-    """Load the data set named by ``spec`` as two tensors.
+    """Load the data set named by ``spec``: two tensors, or a stream for a factory's loader.
 
     ``kwargs`` override a built-in's defaults or go to a factory. ``max_samples`` keeps the
-    first N samples. Floating data become float32, integers int64. Raises ``InputError`` for a
-    missing file, missing ``x``/``y``, lengths that differ, or an empty set.
+    first N samples (a stream is cut by ``Problem(max_samples=...)``). Floating tensors become
+    float32, integers int64. Raises ``InputError`` for a missing file, missing ``x``/``y``,
+    lengths that differ, or an empty set.
     """
     kwargs = dict(kwargs or {})
     if max_samples is not None and max_samples <= 0:
-        raise InputError(f"max_samples must be positive, got {max_samples}")
+        raise InputError(f"`max_samples` must be positive, got {max_samples}")
     if spec in BUILTIN:
         x, y = _builtin(spec, kwargs, seed)
     elif spec.lower().endswith(FILE_SUFFIXES):
@@ -205,7 +195,9 @@ def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int 
             raise
         except Exception as exc:  # user code
             raise InputError(f"data factory {spec!r} raised: {one_line(exc)}") from exc
-        x, y = _materialise(obj, spec, max_samples)
+        if not _tensor_pair(obj):
+            return DataSet(None, None, name=spec, task="stream", stream=_stream(obj, spec))
+        x, y = obj
     else:
         raise InputError(f"unknown data {spec!r}: expected one of {sorted(BUILTIN)}, a file "
                          f"({', '.join(FILE_SUFFIXES)}) or pkg.module:factory / file.py:factory")
