@@ -74,6 +74,16 @@ class TraceAnalysis(Result):
     diagonal_method: str = ""
     matvecs: int = 0
 
+    @property
+    def estimate(self) -> float:
+        """The whole model's trace estimate."""
+        return float(self.whole.result.estimate)
+
+    @property
+    def stderr(self) -> float:
+        """Its standard error."""
+        return float(self.whole.result.stderr)
+
     command: ClassVar[str] = "trace"
     descriptions: ClassVar[dict[str, str]] = {
         "trace/estimate": "estimate of tr(C), C the curvature matrix",
