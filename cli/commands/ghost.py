@@ -57,7 +57,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("ghost", opts)
     loaded = s.load(ckpt)
     p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
+    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"], opts["optimizer_order"])
     delta = next_delta(s, loaded, next_ckpt)
     _, grad = p.loss_and_grad()
     update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import click
 
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness as run_sharpness
-from landscape.loading.optimizer import adam_state
+from landscape.loading.optimizer import read_optimizer
 
 from ..common import Loaded, Session, analysis_options, fmt
 
@@ -21,7 +19,7 @@ def next_delta(s: Session, loaded: Loaded, path: str | None):
     return dirs.difference(loaded.problem, dict(model.named_parameters()))
 
 
-OPTIMIZER_OPTION = click.option(
+_KIND_OPTION = click.option(
     "--optimizer",
     type=click.Choice(["auto", "adam", "adamw"]),
     default="auto",
@@ -29,26 +27,29 @@ OPTIMIZER_OPTION = click.option(
     help="how the checkpoint's Adam state applies weight decay: L2 (adam) or decoupled (adamw); "
     "auto reads it from the state (torch < 2.6 does not record it).",
 )
+_ORDER_OPTION = click.option(
+    "--optimizer-order",
+    type=click.Choice(["model", "nanogpt", "hf"]),
+    default=None,
+    help="the order the optimizer was given the parameters in, where its state's shapes leave "
+    "it ambiguous: model, nanogpt (ndim >= 2 first) or hf (no bias/norm first).",
+)
 
 
-def optimizer_state(loaded: Loaded, kind: str = "auto"):
-    """The checkpoint's Adam state by parameter name (``kind`` overrides Adam vs AdamW), or None."""
+def OPTIMIZER_OPTION(f):  # noqa: N802 - used as a decorator like the click options
+    return _KIND_OPTION(_ORDER_OPTION(f))
+
+
+def optimizer_state(loaded: Loaded, kind: str = "auto", order: str | None = None):
+    """The checkpoint's optimizer state by parameter name (``read_optimizer``), or None; its
+    notes go to stderr as warnings."""
     sd = loaded.checkpoint.optimizer
     if not sd:
         return None
-    names = [n for n, _ in loaded.problem.model.named_parameters()]
-    state = adam_state(sd, names)
-    if state is None:
-        return None
-    if kind != "auto":
-        return dataclasses.replace(state, kind=kind)
-    groups = sd.get("param_groups") or [{}]
-    if state.weight_decay > 0 and "decoupled_weight_decay" not in groups[0]:
-        click.echo(
-            "landscape: warning: the optimizer state has weight decay but does not say whether "
-            "it was Adam or AdamW (torch < 2.6); assuming Adam: pass --optimizer adamw if not",
-            err=True,
-        )
+    shapes = {n: tuple(p.shape) for n, p in loaded.problem.model.named_parameters()}
+    state = read_optimizer(sd, shapes, kind=kind, order=order)
+    for note in state.notes if state is not None else []:
+        click.echo(f"landscape: warning: {note}", err=True)
     return state
 
 
@@ -115,7 +116,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("sharpness", opts)
     loaded = s.load(ckpt)
     p = loaded.problem
-    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"])
+    adam = None if opts["no_adam"] else optimizer_state(loaded, opts["optimizer"], opts["optimizer_order"])
     delta = next_delta(s, loaded, next_ckpt)
     _, grad = p.loss_and_grad()
     update = dirs.resolve_update(p, grad, delta, adam, opts["lr"])
