@@ -185,6 +185,7 @@ def test_per_group_learning_rates_and_preconditioned_sharpness():
     [
         {"momentum": 0.9, "nesterov": True, "weight_decay": 1e-3},
         {"momentum": 0.8, "dampening": 0.1, "weight_decay": 0.0},
+        {"momentum": 0.5, "weight_decay": 1e-2, "maximize": True},
     ],
 )
 def test_sgd_momentum_buffers(kw):

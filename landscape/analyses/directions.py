@@ -21,11 +21,10 @@ from torch import Tensor
 from ..errors import InputError
 from ..loading.optimizer import OptimizerState
 from ..problem import Problem
-from .optimizer_step import _state_vectors, adam_preconditioner, adam_update, sgd_update
+from .optimizer_step import adam_preconditioner, adam_update, sgd_update
 
 __all__ = [
     "Update",
-    "_state_vectors",
     "adam_preconditioner",
     "adam_update",
     "difference",

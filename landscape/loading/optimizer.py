@@ -178,6 +178,8 @@ def read_optimizer(
             continue
         out.covered.append(name)
         out.hyper[name] = hyper
+    if not out.covered:
+        return None
     if how not in ("model", "param_names"):
         notes.append(f"optimizer parameters matched to the model in {how!r} order")
     if len(out.covered) < len(named_shapes):
