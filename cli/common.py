@@ -79,6 +79,11 @@ DATA_OPTIONS = [
     click.option("--max-samples", type=click.IntRange(min=1), help="use only the first N samples."),
     click.option("--params", metavar="REGEX", help="restrict θ to parameters whose names match."),
     click.option(
+        "--state-prefix",
+        metavar="PREFIX",
+        help="the prefix of the model's keys in the checkpoint, e.g. 'net.' (default: found).",
+    ),
+    click.option(
         "--train-mode", is_flag=True, help="norm layers use batch statistics, dropout on."
     ),
     click.option(
@@ -139,6 +144,7 @@ def open_options(opts: dict[str, Any]) -> dict[str, Any]:
         "model_kwargs": opts.get("model_kwargs"),
         "data": opts.get("data"),
         "data_kwargs": opts.get("data_kwargs"),
+        "state_prefix": opts.get("state_prefix"),
         "loss": opts.get("loss"),
         "batch_size": opts.get("batch_size") or 256,
         "max_samples": opts.get("max_samples"),

@@ -1,7 +1,8 @@
 """The one table from the library's Python parameter names to this command line's flags.
 
 Library errors name a parameter in backquotes (`batch_size`); the command line shows the flag
-(--batch-size). A name not in the table becomes --name-with-dashes.
+(--batch-size), and `name=value` the flag with its value. A name not in the table becomes
+--name-with-dashes.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ FLAGS = {
     "trust": "--trust-checkpoint",
     "n_random": "--random",
     "tau": "--step",
-    "use_optimizer": "--no-adam",
+    "use_optimizer=False": "--no-adam",
     "data_kwargs": "--data-kwargs",
     "model_kwargs": "--model-kwargs",
 }
 
-_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)`")
+_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*(?:=[^`]*)?)`")
 
 
 def flag(name: str) -> str:
-    """The flag for the library parameter ``name``."""
-    return FLAGS.get(name, "--" + name.replace("_", "-"))
+    """The flag for the library parameter ``name`` (or ``name=value``)."""
+    if name in FLAGS:
+        return FLAGS[name]
+    name, _, value = name.partition("=")
+    return FLAGS.get(name, "--" + name.replace("_", "-")) + (f" {value}" if value else "")
 
 
 def flagify(message: str) -> str:

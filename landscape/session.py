@@ -79,14 +79,17 @@ def _dtype(value: str | torch.dtype) -> torch.dtype:
 
 
 def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
-          model_kwargs: dict[str, Any] | None = None) -> tuple[nn.Module, str]:
+          model_kwargs: dict[str, Any] | None = None, state_prefix: str | None = None,
+          notes: list[str] | None = None) -> tuple[nn.Module, str]:
     """The model of ``ckpt`` with its weights loaded, and the spec it was built from.
 
     ``model`` (a spec or a module to load the weights into) beats the checkpoint's own spec;
-    a pickled module is used as it is.
+    a pickled module is used as it is. ``state_prefix`` names the prefix of the model's keys in
+    the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``.
     """
+    notes = [] if notes is None else notes
     if isinstance(model, nn.Module):
-        load_into(model, ckpt.state_dict)
+        notes.extend(load_into(model, ckpt.state_dict, prefix=state_prefix))
         return model, f"{type(model).__name__} (given)"
     spec = ckpt.spec
     model_spec = model or spec.get("model")
@@ -98,7 +101,7 @@ def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
         model_kwargs = spec.get("model_kwargs")  # the checkpoint's kwargs belong to its own model
     base_dir = os.path.dirname(os.path.abspath(ckpt.path))
     built = build_model(model_spec, model_kwargs, base_dir=base_dir)
-    load_into(built, ckpt.state_dict)
+    notes.extend(load_into(built, ckpt.state_dict, prefix=state_prefix))
     return built, model_spec
 
 
@@ -127,6 +130,7 @@ def open(
     *,
     model_kwargs: dict[str, Any] | None = None,
     data_kwargs: dict[str, Any] | None = None,
+    state_prefix: str | None = None,
     batch_size: int = 256,
     max_samples: int | None = None,
     params: str | None = None,
@@ -149,6 +153,8 @@ def open(
             checkpoint's own.
         loss: a loss name, a :class:`~landscape.losses.Loss` or a function; None: the
             checkpoint's own, else cross-entropy for integer targets and mse otherwise.
+        state_prefix: the prefix of the model's keys in the checkpoint (``net.``); by default
+            the prefix under which all of them are found.
         trust: allow checkpoint formats whose loading runs code (pickled modules, TorchScript).
         seed: seeds the built-in data sets.
         The others go to :class:`~landscape.problem.Problem`.
@@ -162,9 +168,11 @@ def open(
     )
     origin = Origin(ckpt, "", "", options)
     origin.read(ckpt)
-    module, origin.model_spec = build(ckpt, model, model_kwargs)
+    notes: list[str] = []
+    module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes)
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
+    problem.notes[:0] = notes
     problem.origin = origin
     return problem
 
@@ -196,7 +204,7 @@ def weights_like(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -
     else:
         model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"])
     try:
-        load_into(model, other.state_dict)
+        load_into(model, other.state_dict, prefix=origin.options["state_prefix"])
     except InputError as e:
         raise InputError(
             f"{other.path} does not fit the architecture of {origin.checkpoint.path}: {e}"

@@ -8,7 +8,6 @@ step length τ is ‖update‖ or lr·‖∇L‖ unless given.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -17,41 +16,30 @@ from torch import Tensor
 from .analyses import directions as dirs
 from .errors import InputError
 from .loading.checkpoints import Checkpoint
-from .loading.optimizer import AdamState, adam_state
+from .loading.optimizer import OptimizerState, read_optimizer
 from .problem import Problem
 from .session import _origin, weights_like
-
-ADAM_KINDS = ("auto", "adam", "adamw")
-
 
 def next_delta(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -> Tensor:
     """θ_NEXT − θ over ``problem``'s parameters, NEXT loaded into the same architecture."""
     return dirs.difference(problem, weights_like(problem, checkpoint))
 
 
-def optimizer_state(problem: Problem, kind: str = "auto") -> AdamState | None:
-    """The checkpoint's Adam state by parameter name, or None when it holds none.
+def optimizer_state(problem: Problem, kind: str = "auto", optimizer_order: str | None = None
+                    ) -> OptimizerState | None:
+    """The checkpoint's optimizer state by parameter name (:func:`read_optimizer`), or None when
+    it holds none; its notes (an assumed Adam, a partial optimizer) go to ``problem.notes``.
 
-    ``kind`` ('adam': L2 weight decay, 'adamw': decoupled) overrides what the state says; with
-    'auto' and weight decay in a state that does not record which (torch < 2.6), Adam is assumed
-    and a note says so in ``problem.notes``.
+    ``kind`` ('adam': L2 weight decay, 'adamw': decoupled) overrides what the state says;
+    ``optimizer_order`` ('model', 'nanogpt', 'hf') settles how its indices map to parameters.
     """
-    if kind not in ADAM_KINDS:
-        raise InputError(f"`optimizer` {kind!r}: use one of {', '.join(ADAM_KINDS)}")
     sd = _origin(problem).checkpoint.optimizer
     if not sd:
         return None
-    state = adam_state(sd, [n for n, _ in problem.model.named_parameters()])
-    if state is None:
-        return None
-    if kind != "auto":
-        return dataclasses.replace(state, kind=kind)
-    groups = sd.get("param_groups") or [{}]
-    if state.weight_decay > 0 and "decoupled_weight_decay" not in groups[0]:
-        problem.notes.append(
-            "the optimizer state has weight decay but does not say whether it was Adam or AdamW "
-            "(torch < 2.6); assuming Adam: pass `optimizer` adamw if not"
-        )
+    shapes = {n: tuple(p.shape) for n, p in problem.model.named_parameters()}
+    state = read_optimizer(sd, shapes, kind=kind, order=optimizer_order)
+    if state is not None:
+        problem.notes.extend(state.notes)
     return state
 
 
@@ -61,9 +49,11 @@ def update(
     lr: float | None = None,
     use_optimizer: bool = True,
     optimizer: str = "auto",
-) -> tuple[dirs.Update | None, AdamState | None]:
-    """The update Δθ training takes from ``problem``'s θ (or None) and the Adam state used."""
-    adam = optimizer_state(problem, optimizer) if use_optimizer else None
+    optimizer_order: str | None = None,
+) -> tuple[dirs.Update | None, OptimizerState | None]:
+    """The update Δθ training takes from ``problem``'s θ (or None) and the optimizer state
+    used (None with ``use_optimizer=False``)."""
+    adam = optimizer_state(problem, optimizer, optimizer_order) if use_optimizer else None
     delta = None if next_checkpoint is None else next_delta(problem, next_checkpoint)
     _, grad = problem.loss_and_grad()
     return dirs.resolve_update(problem, grad, delta, adam, lr), adam

@@ -12,10 +12,10 @@ from torch import nn
 
 from landscape.errors import InputError
 from landscape.loading import (
-    adam_state,
     describe_optimizer,
     load_checkpoint,
     load_into,
+    read_optimizer,
 )
 from landscape.loading.zoo import ZOO
 
@@ -211,22 +211,26 @@ def test_adam_state_matches_torch(tmp_path):
     path = str(tmp_path / "c.pt")
     torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict()}, path)
     ckpt = load_checkpoint(path)
-    names = [n for n, _ in model.named_parameters()]
-    state = adam_state(ckpt.optimizer, names)
-    assert state is not None and state.kind == "adam"
-    assert (state.step, state.lr, state.betas, state.weight_decay) == (4.0, 0.01, (0.8, 0.99), 0.1)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    state = read_optimizer(ckpt.optimizer, shapes)
+    assert state is not None and state.kind == "adam" and state.step == 4.0
+    assert state.covered == list(shapes) and state.order == "model"
+    for h in state.hyper.values():
+        assert (h.lr, h.betas, h.weight_decay) == (0.01, (0.8, 0.99), 0.1)
     for name, param in model.named_parameters():
         assert torch.equal(state.exp_avg[name], opt.state[param]["exp_avg"])
         assert torch.equal(state.exp_avg_sq[name], opt.state[param]["exp_avg_sq"])
     info = describe_optimizer(ckpt.optimizer)
     assert info["kind"] == "adam" and info["step"] == 4.0 and "exp_avg" in info["state_keys"]
     adamw = torch.optim.AdamW(model.parameters())
-    assert adam_state(adamw.state_dict(), names) is None  # no steps taken: no moments yet
+    assert read_optimizer(adamw.state_dict(), shapes) is None  # no steps taken: no moments yet
     model(x).sum().backward()
     adamw.step()
-    assert adam_state(adamw.state_dict(), names).kind == "adamw"
-    with pytest.raises(InputError, match="covers 4 parameters but 3"):
-        adam_state(opt.state_dict(), names[:3])
+    assert read_optimizer(adamw.state_dict(), shapes).kind == "adamw"
+    assert read_optimizer(adamw.state_dict(), shapes, kind="adam").kind == "adam"
+    three = dict(list(shapes.items())[:3])
+    with pytest.raises(InputError, match="lists 4 parameters but the model has 3"):
+        read_optimizer(opt.state_dict(), three)
 
 
 def test_demo_checkpoints_describe_themselves():
@@ -244,8 +248,8 @@ def test_demo_checkpoints_describe_themselves():
         load_into(model, ckpt.state_dict)
         with torch.no_grad():
             assert (model(data.x).argmax(1) == data.y).float().mean() > 0.9
-    names = [n for n, _ in model.named_parameters()]
-    assert adam_state(ckpt.optimizer, names).step == 300
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    assert read_optimizer(ckpt.optimizer, shapes).step == 300
 
 
 def test_many_random_byte_files_all_give_input_error(tmp_path):

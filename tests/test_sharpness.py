@@ -10,7 +10,7 @@ from helpers import blobs, exact_hessian, small_problem, tanh_mlp
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness
 from landscape.errors import InputError
-from landscape.loading.optimizer import adam_state
+from landscape.loading.optimizer import read_optimizer
 from landscape.problem import Problem
 
 
@@ -83,8 +83,8 @@ def _train_adam(opt_cls, steps: int = 4, **kw):
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
     p = Problem(model, x, y, batch_size=40, dtype=torch.float64)
-    names = [n for n, _ in model.named_parameters()]
-    return model, opt, p, adam_state(opt.state_dict(), names)
+    shapes = {n: tuple(q.shape) for n, q in model.named_parameters()}
+    return model, opt, p, read_optimizer(opt.state_dict(), shapes)
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,8 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("ghost", opts)
     p = s.open(ckpt)
     update, _ = steps.update(
-        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"]
+        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"],
+        optimizer_order=opts["optimizer_order"],
     )
     d = steps.ghost_direction(
         p, opts["direction"], update, lr=opts["lr"], tau=opts["tau"], seed=opts["seed"]

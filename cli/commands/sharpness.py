@@ -10,7 +10,7 @@ from landscape.analyses.sharpness import sharpness as run_sharpness
 
 from ..common import Session, analysis_options, fmt
 
-OPTIMIZER_OPTION = click.option(
+_KIND_OPTION = click.option(
     "--optimizer",
     type=click.Choice(["auto", "adam", "adamw"]),
     default="auto",
@@ -18,6 +18,17 @@ OPTIMIZER_OPTION = click.option(
     help="how the checkpoint's Adam state applies weight decay: L2 (adam) or decoupled (adamw); "
     "auto reads it from the state (torch < 2.6 does not record it).",
 )
+_ORDER_OPTION = click.option(
+    "--optimizer-order",
+    type=click.Choice(["model", "nanogpt", "hf"]),
+    default=None,
+    help="the order the optimizer was given the parameters in, where its state's shapes leave "
+    "it ambiguous: model, nanogpt (ndim >= 2 first) or hf (no bias/norm first).",
+)
+
+
+def OPTIMIZER_OPTION(f):  # noqa: N802 - used as a decorator like the click options
+    return _KIND_OPTION(_ORDER_OPTION(f))
 
 
 @click.command("sharpness")
@@ -83,7 +94,8 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     s = Session("sharpness", opts)
     p = s.open(ckpt)
     update, adam = steps.update(
-        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"]
+        p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"],
+        optimizer_order=opts["optimizer_order"],
     )
     file_dir = dirs.from_file(p, opts["direction_file"]) if opts["direction_file"] else None
     bar = s.progress("lanczos")

@@ -1,11 +1,10 @@
 """Directions in parameter space that sharpness and ghost measure along.
 
 - ``gradient``: ∇L(θ) over the whole data set;
-- ``update``: θ_next − θ from a second checkpoint, or Adam's next step rebuilt from the optimizer
-  state (Kingma and Ba 2015, exactly as ``torch.optim.Adam``/``AdamW`` step: bias-corrected
-  moments, L2 or decoupled weight decay), or −lr·∇L for plain SGD;
-- Adam's preconditioner P = (1 − β1^t)·(sqrt(v_t / (1 − β2^t)) + ε), so that Adam's step is
-  −lr·P⁻¹ m (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability");
+- ``update``: θ_next − θ from a second checkpoint, or the stored optimizer's next step rebuilt
+  from its state (Adam/AdamW or momentum SGD, exactly as ``torch.optim`` steps, each parameter
+  with its own group's hyperparameters: ``optimizer_step.py``), or −lr·∇L for plain SGD;
+- Adam's preconditioner P (Cohen et al. 2022), re-exported from ``optimizer_step.py``;
 - seeded Gaussian directions, and a direction read from a file (.pt/.npy, flat or by name).
 """
 
@@ -20,8 +19,21 @@ import torch
 from torch import Tensor
 
 from ..errors import InputError
-from ..loading.optimizer import AdamState
+from ..loading.optimizer import OptimizerState
 from ..problem import Problem
+from .optimizer_step import adam_preconditioner, adam_update, sgd_update
+
+__all__ = [
+    "Update",
+    "adam_preconditioner",
+    "adam_update",
+    "difference",
+    "from_file",
+    "random_directions",
+    "resolve_update",
+    "sgd_update",
+    "unit",
+]
 
 
 @dataclass
@@ -46,72 +58,21 @@ def difference(problem: Problem, next_params: dict[str, Tensor]) -> Tensor:
     return problem.flatten({n: t.detach() for n, t in next_params.items()}) - problem.theta
 
 
-def _state_vectors(problem: Problem, state: AdamState) -> tuple[Tensor, Tensor, Tensor]:
-    """(m, v, step) flattened in θ's order; parameters without state count as fresh (0, 0, 0)."""
-    zeros = {n: torch.zeros(s) for n, s in zip(problem.names, problem.shapes)}
-    m = problem.flatten(
-        {**zeros, **{n: state.exp_avg[n] for n in problem.names if n in state.exp_avg}}
-    )
-    v = problem.flatten(
-        {**zeros, **{n: state.exp_avg_sq[n] for n in problem.names if n in state.exp_avg_sq}}
-    )
-    steps = {
-        n: torch.full(s, float(state.step) if n in state.exp_avg else 0.0)
-        for n, s in zip(problem.names, problem.shapes)
-    }
-    return m, v, problem.flatten(steps)
-
-
-def adam_update(
-    problem: Problem, state: AdamState, grad: Tensor, lr: float | None = None
-) -> Tensor:
-    """θ_{t+1} − θ_t of one more Adam(W) step from ``state`` with the gradient ``grad``.
-
-    g' = g + wd·θ (Adam, L2); m' = β1 m + (1−β1) g'; v' = β2 v + (1−β2) g'²; t' = t + 1;
-    Δθ = −lr/(1−β1^t') · m' / (sqrt(v'/(1−β2^t')) + ε), minus lr·wd·θ for AdamW (decoupled).
-    ``lr`` overrides the state's learning rate.
-    """
-    if state.amsgrad:
-        raise InputError("the Adam state uses amsgrad, whose running maximum is not supported")
-    lr = state.lr if lr is None else lr
-    b1, b2 = state.betas
-    theta = problem.theta
-    m, v, t = _state_vectors(problem, state)
-    g = grad.to(theta)
-    decoupled = state.kind == "adamw"
-    if state.weight_decay and not decoupled:
-        g = g + state.weight_decay * theta
-    m = b1 * m + (1 - b1) * g
-    v = b2 * v + (1 - b2) * g * g
-    t = t + 1
-    bc1 = 1 - b1**t
-    bc2 = 1 - b2**t
-    step = -(lr / bc1) * m / (v.sqrt() / bc2.sqrt() + state.eps)
-    if state.weight_decay and decoupled:
-        step = step - lr * state.weight_decay * theta
-    return step
-
-
-def adam_preconditioner(problem: Problem, state: AdamState) -> Tensor:
-    """Cohen et al.'s diagonal P = (1 − β1^t)·(sqrt(v_t / (1 − β2^t)) + ε) at the stored step t."""
-    b1, b2 = state.betas
-    _, v, t = _state_vectors(problem, state)
-    t = t.clamp(min=1)
-    return (1 - b1**t) * ((v / (1 - b2**t)).sqrt() + state.eps)
-
-
 def resolve_update(
     problem: Problem,
     grad: Tensor,
     next_theta_delta: Tensor | None = None,
-    adam: AdamState | None = None,
+    adam: OptimizerState | None = None,
     lr: float | None = None,
 ) -> Update | None:
-    """The step training takes from θ: NEXT − CKPT, else Adam's rebuilt step, else −lr·g."""
+    """The step training takes from θ: NEXT − CKPT, else the stored optimizer's rebuilt step
+    (Adam/AdamW, or SGD from its momentum buffers; ``lr`` overrides its rates), else −lr·g."""
     if next_theta_delta is not None:
         return Update(next_theta_delta.to(problem.theta), "next")
     if adam is not None:
-        return Update(adam_update(problem, adam, grad, lr), "adam")
+        if adam.is_adam:
+            return Update(adam_update(problem, adam, grad, lr), "adam")
+        return Update(sgd_update(problem, adam, grad, lr), "sgd")
     if lr is not None:
         return Update(-lr * grad.to(problem.theta), "sgd")
     return None

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 from torch import Tensor
 from torch.func import jvp
 
-from ..curvature import make_operator
+from ..compat import math_attention
+from ..curvature import _is_missing_rule, make_operator
 from ..errors import InputError
 from ..problem import Problem, ProgressFn
 from ..results import Result
@@ -37,14 +39,41 @@ class Slopes:
     slopes: np.ndarray
 
 
+def _reverse_jvp(problem: Problem, theta: Tensor, v: Tensor, xb: Tensor) -> tuple[Tensor, Tensor]:
+    """(z, J v) by reverse mode twice: Jᵀu is linear in u, so J v = ∇_u ⟨Jᵀu, v⟩ at u = 0."""
+    leaf = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        z = problem.forward(leaf, xb)
+        u = torch.zeros_like(z, requires_grad=True)
+        (jtu,) = torch.autograd.grad(z, leaf, u, create_graph=True)
+        if not jtu.requires_grad:  # z does not depend on θ
+            return z.detach(), torch.zeros_like(z)
+        (jv,) = torch.autograd.grad(jtu, u, v)
+    return z.detach(), jv
+
+
 def logit_slopes(problem: Problem, v: Tensor, progress: ProgressFn | None = None) -> Slopes:
-    """z and a = ∇z·v for every sample (every position of a (B, T, V) output), one JVP a batch."""
+    """z and a = ∇z·v for every sample (every position of a (B, T, V) output), one JVP a batch.
+
+    Forward mode first; where an op has no forward-mode rule (SDPA's fused kernels, the
+    multi-head-attention fast path on the CPU) the product is taken by reverse mode twice with
+    the math attention kernel, as the curvature operator does."""
     zs, as_ = [], []
     theta = problem.theta
     v = v.to(theta)
-    total = len(problem.batches)
-    for i, (xb, _) in enumerate(problem.batches):
-        z, a = jvp(lambda th, xb=xb: problem.forward(th, xb), (theta,), (v,))
+    total = math.ceil(problem.n_samples / problem.batch_size)
+    reverse = False
+    for i, (_, xb, _) in enumerate(problem.iter_batches()):
+        if not reverse:
+            try:
+                z, a = jvp(lambda th, xb=xb: problem.forward(th, xb), (theta,), (v,))
+            except (NotImplementedError, RuntimeError) as e:
+                if not _is_missing_rule(e):
+                    raise
+                reverse = True
+        if reverse:
+            with math_attention():
+                z, a = _reverse_jvp(problem, theta, v, xb)
         c = z.shape[-1]
         zs.append(z.reshape(-1, c).double().cpu().numpy())
         as_.append(a.reshape(-1, c).double().cpu().numpy())
@@ -152,7 +181,7 @@ def ghost(
             f"ghost needs a cross-entropy classifier (logits); the loss is {problem.loss_name!r}"
         )
     if quantile is not None and not 0.0 < quantile <= 1.0:
-        raise InputError(f"--quantile must be in (0, 1], got {quantile}")
+        raise InputError(f"`quantile` must be in (0, 1], got {quantile}")
     if tau is not None and not (math.isfinite(tau) and tau >= 0):
         raise InputError(f"the step length must be a finite non-negative number, got {tau}")
     v = unit(direction.to(problem.theta), label)

@@ -5,6 +5,10 @@
   Neural Networks Typically Occurs at the Edge of Stability"): ``eos_ratio`` = lr·λ_max/(2 + 2β).
 - Adam: the preconditioned sharpness λ_max(P^-1/2 C P^-1/2) against (2 + 2β1)/((1 − β1)·lr),
   38/lr for β1 = 0.9 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability").
+  With param groups of different learning rates, each group's lr_i is folded into P as
+  P·lr_ref/lr_i (lr_ref the largest), so the step is −lr_ref·P⁻¹m and one threshold applies;
+  with different β1 the smallest (lowest threshold, largest ratio) is used. Parameters the
+  optimizer does not cover are left out (P⁻¹ = 0): they do not move.
 - Directional sharpness S(u) = uᵀCu/‖u‖² (Pan and Li 2023, "Toward Understanding Why Adam
   Converges Faster Than SGD for Transformers") along the gradient, the update, the top
   eigenvector, random directions, a file; the cosine of ∇L with the top-k eigenspace ‖V_kᵀg‖/‖g‖.
@@ -23,23 +27,29 @@ from torch import Tensor
 from ..curvature import make_operator
 from ..errors import NumericalError
 from ..linalg.lanczos import lanczos
-from ..loading.optimizer import AdamState
+from ..loading.optimizer import OptimizerState
 from ..problem import Problem, ProgressFn
 from ..results import Result
 from . import directions as dirs
+from . import optimizer_step as optstep
 
 STEPS = np.linspace(0.0, 2.0, 21)
 
 
 class Preconditioned:
-    """The symmetric operator V -> (C (V ⊙ p^-1/2)) ⊙ p^-1/2 (+ wd·V⊙p^-1), p a positive diagonal.
+    """The symmetric operator V -> (C (V ⊙ p^-1/2)) ⊙ p^-1/2 (+ wd⊙V⊙p^-1), p a positive diagonal.
 
-    Its eigenvalues are those of P⁻¹(C + wd·I); ``matvecs`` is the wrapped operator's count.
+    Its eigenvalues are those of P⁻¹(C + diag(wd)); ``weight_decay`` is a number or one per
+    coordinate; p = ∞ drops a coordinate (a parameter the optimizer does not move).
+    ``matvecs`` is the wrapped operator's count.
     """
 
-    def __init__(self, op: Any, diag: Tensor, weight_decay: float = 0.0) -> None:
+    def __init__(self, op: Any, diag: Tensor, weight_decay: float | Tensor = 0.0) -> None:
         self.op = op
         self.scale = diag.to(device=op.device, dtype=op.dtype).rsqrt()
+        if isinstance(weight_decay, Tensor):
+            weight_decay = weight_decay.to(device=op.device, dtype=op.dtype)
+            weight_decay = weight_decay if bool(weight_decay.any()) else 0.0
         self.weight_decay = weight_decay
         self.size, self.dtype, self.device = op.size, op.dtype, op.device
 
@@ -50,7 +60,9 @@ class Preconditioned:
     def __call__(self, V: Tensor) -> Tensor:
         W = V * self.scale
         out = self.op(W) * self.scale
-        return out + self.weight_decay * W * self.scale if self.weight_decay else out
+        if isinstance(self.weight_decay, Tensor) or self.weight_decay:
+            return out + self.weight_decay * W * self.scale
+        return out
 
 
 @dataclass
@@ -144,7 +156,7 @@ def sharpness(
     seed: int = 0,
     lr: float | None = None,
     momentum: float = 0.0,
-    adam: AdamState | None = None,
+    adam: OptimizerState | None = None,
     update: dirs.Update | None = None,
     file_direction: Tensor | None = None,
     tol: float = 1e-6,
@@ -156,7 +168,8 @@ def sharpness(
 
     ``update`` is the step training takes (``directions.resolve_update``); without one the
     quadratic model runs along −g scaled to the model's own minimiser t* = ‖g‖²/gᵀCg.
-    ``adam`` adds the preconditioned sharpness (its lr unless ``lr`` is given).
+    ``adam`` (an Adam ``OptimizerState``) adds the preconditioned sharpness (its groups' lrs
+    unless ``lr`` is given; see the module docstring for several groups).
     """
     op = make_operator(problem, curvature, seed=seed)
     loss, g = problem.loss_and_grad()
@@ -186,10 +199,9 @@ def sharpness(
     cosines = (vecs @ g).abs().double().cpu().numpy() / gnorm
 
     precond = None
-    if adam is not None:
-        a_lr = adam.lr if lr is None else lr
-        wd = adam.weight_decay if adam.kind == "adam" else 0.0
-        pop = Preconditioned(op, dirs.adam_preconditioner(problem, adam), wd)
+    if adam is not None and adam.is_adam:
+        diag = optstep.adam_preconditioner(problem, adam, lr)
+        pop = Preconditioned(op, diag, optstep.adam_l2(problem, adam))
         pe = lanczos(
             pop,
             k=1,
@@ -199,8 +211,7 @@ def sharpness(
             seed=seed + 1,
             progress=progress,
         )
-        b1 = adam.betas[0]
-        threshold = (2 + 2 * b1) / ((1 - b1) * a_lr)
+        threshold, a_lr, b1 = optstep.adam_threshold(adam, lr)
         lam = float(pe.eigenvalues[0])
         precond = {
             "lambda_max": lam,

@@ -5,7 +5,12 @@ from landscape.loading.data import BUILTIN as BUILTIN_DATA
 from landscape.loading.data import DataSet, load_data
 from landscape.loading.imports import import_object
 from landscape.loading.models import build_model
-from landscape.loading.optimizer import AdamState, adam_state, describe_optimizer
+from landscape.loading.optimizer import (
+    AdamState,
+    OptimizerState,
+    describe_optimizer,
+    read_optimizer,
+)
 from landscape.loading.state_dicts import load_into, match_keys
 from landscape.loading.zoo import ZOO
 
@@ -13,9 +18,9 @@ __all__ = [
     "BUILTIN_DATA",
     "ZOO",
     "AdamState",
+    "OptimizerState",
     "Checkpoint",
     "DataSet",
-    "adam_state",
     "build_model",
     "describe_optimizer",
     "file_sha256",
@@ -24,4 +29,5 @@ __all__ = [
     "load_data",
     "load_into",
     "match_keys",
+    "read_optimizer",
 ]

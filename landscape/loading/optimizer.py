@@ -1,33 +1,76 @@
-"""Read Adam/AdamW state out of a ``torch.optim`` state dict, keyed by parameter name.
+"""Read Adam/AdamW/SGD state out of a ``torch.optim`` state dict, keyed by parameter name.
 
-torch.optim stores per-parameter state under integer indices: the position of the parameter
-in the list given to the optimizer, counted across param groups in order. ``adam_state``
-maps those indices to the model's parameter names.
+``read_optimizer`` is the one place the policy lives: which parameter each stored index is
+(``optimizer_order.resolve_order``), each param group's own hyperparameters for its own
+parameters, which parameters the state covers, and Adam versus AdamW. What the caller should
+tell the user comes back in ``OptimizerState.notes``; nothing here prints.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
 
 from landscape.errors import InputError
+from landscape.loading.optimizer_order import resolve_order
+
+KINDS = ("auto", "adam", "adamw")
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """One parameter's hyperparameters, from its param group (torch.optim's defaults if absent)."""
+
+    lr: float
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+    maximize: bool = False
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
 
 
 @dataclass
-class AdamState:
-    """Adam's moment estimates per parameter name, plus the hyperparameters of the step."""
+class OptimizerState:
+    """An optimizer's per-parameter state by model parameter name.
 
-    exp_avg: dict[str, Tensor]
-    exp_avg_sq: dict[str, Tensor]
-    step: float
-    lr: float
-    betas: tuple[float, float]
-    eps: float
-    weight_decay: float
-    amsgrad: bool
-    kind: str  # 'adam' or 'adamw'
+    ``kind`` is 'adam' (L2 weight decay), 'adamw' (decoupled) or 'sgd'; ``covered`` lists the
+    parameters with state (the others take no step); ``hyper`` holds each covered parameter's
+    group hyperparameters; ``order`` says how indices were matched to names.
+    """
+
+    kind: str
+    covered: list[str]
+    hyper: dict[str, Hyper]
+    steps: dict[str, float] = field(default_factory=dict)
+    exp_avg: dict[str, Tensor] = field(default_factory=dict)
+    exp_avg_sq: dict[str, Tensor] = field(default_factory=dict)
+    max_exp_avg_sq: dict[str, Tensor] = field(default_factory=dict)
+    momentum_buffer: dict[str, Tensor | None] = field(default_factory=dict)
+    order: str = "model"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_adam(self) -> bool:
+        return self.kind in ("adam", "adamw")
+
+    @property
+    def step(self) -> float:
+        """The largest stored step count (Adam), 0 for SGD."""
+        return max(self.steps.values(), default=0.0)
+
+    @property
+    def lr(self) -> float:
+        """The largest learning rate over the covered parameters' groups."""
+        return max(h.lr for h in self.hyper.values())
+
+
+AdamState = OptimizerState  # the name this state had when it held Adam alone
 
 
 def _groups(optimizer_sd: Any) -> tuple[dict, list[dict]]:
@@ -40,74 +83,131 @@ def _groups(optimizer_sd: Any) -> tuple[dict, list[dict]]:
     return state, groups
 
 
-def _step(entry: dict) -> float:
-    step = entry.get("step", 0.0)
-    return float(step.item() if isinstance(step, Tensor) else step)
+def _num(value: Any) -> float:
+    return float(value.item() if isinstance(value, Tensor) else value)
 
 
-def _hyper(group: dict) -> dict[str, Any]:
-    return {k: v for k, v in group.items() if k not in ("params", "param_names")}
+def _hyper(group: dict) -> Hyper:
+    betas = tuple(_num(b) for b in group.get("betas", (0.9, 0.999)))
+    return Hyper(
+        lr=_num(group.get("lr", 0.0)),
+        betas=(betas[0], betas[1]),
+        eps=_num(group.get("eps", 1e-8)),
+        weight_decay=_num(group.get("weight_decay", 0.0)),
+        amsgrad=bool(group.get("amsgrad", False)),
+        maximize=bool(group.get("maximize", False)),
+        momentum=_num(group.get("momentum", 0.0)),
+        dampening=_num(group.get("dampening", 0.0)),
+        nesterov=bool(group.get("nesterov", False)),
+    )
 
 
-def adam_state(optimizer_sd: dict, param_names: list[str]) -> AdamState | None:
-    """Adam/AdamW state keyed by name, or ``None`` if the optimizer kept no Adam moments.
+def _family(entries: list[dict]) -> str | None:
+    if any("exp_avg" in e for e in entries):
+        return "adam"
+    if any("momentum_buffer" in e for e in entries):
+        return "sgd"
+    return None
 
-    ``param_names`` are the names of the parameters given to the optimizer, in the order
-    given (usually ``[n for n, p in model.named_parameters()]``). When the param groups store
-    ``param_names`` themselves (torch >= 2.6 with named parameters), those are used instead.
-    Hyperparameters come from the first param group.
+
+def _adam_kind(groups: list[dict], kind: str, notes: list[str]) -> str:
+    if kind != "auto":
+        return kind
+    if any(g.get("decoupled_weight_decay") for g in groups):
+        return "adamw"
+    decays = any(_num(g.get("weight_decay", 0.0)) > 0 for g in groups)
+    if decays and not any("decoupled_weight_decay" in g for g in groups):
+        notes.append(
+            "the optimizer state has weight decay but does not say whether it was Adam or "
+            "AdamW (torch < 2.6); assuming Adam: pass `optimizer` adamw if not"
+        )
+    return "adam"
+
+
+def read_optimizer(
+    optimizer_sd: dict,
+    named_shapes: dict[str, tuple[int, ...]],
+    kind: str = "auto",
+    order: str | None = None,
+) -> OptimizerState | None:
+    """The state of an Adam/AdamW or momentum-SGD ``torch.optim`` state dict by parameter name,
+    or None where it holds no moments (SGD without momentum, no step taken yet).
+
+    ``named_shapes`` are the model's parameters in ``named_parameters()`` order. ``kind``
+    ('auto', 'adam', 'adamw') overrides Adam versus AdamW; ``order`` ('model', 'nanogpt',
+    'hf') settles which parameter each index is where the shapes leave it ambiguous. Raises
+    ``InputError`` where no ordering, or more than one, fits every moment's shape.
     """
+    if kind not in KINDS:
+        raise InputError(f"unknown optimizer kind {kind!r}: use one of {', '.join(KINDS)}")
     state, groups = _groups(optimizer_sd)
     indices = [i for g in groups for i in g.get("params", [])]
-    stored = [n for g in groups for n in g.get("param_names", [])]
-    names = stored if len(stored) == len(indices) and stored else list(param_names)
-    if len(indices) != len(names):
-        raise InputError(
-            f"optimizer state covers {len(indices)} parameters but {len(names)} parameter "
-            "names were given; was the optimizer built over a different parameter list?"
-        )
-    by_index = {i: n for i, n in zip(indices, names, strict=True)}
-    exp_avg: dict[str, Tensor] = {}
-    exp_avg_sq: dict[str, Tensor] = {}
-    steps: list[float] = []
-    for index, entry in state.items():
-        if not isinstance(entry, dict) or "exp_avg" not in entry or "exp_avg_sq" not in entry:
-            continue
-        if index not in by_index:
-            raise InputError(f"optimizer state has index {index} that no param group lists")
-        exp_avg[by_index[index]] = entry["exp_avg"]
-        exp_avg_sq[by_index[index]] = entry["exp_avg_sq"]
-        steps.append(_step(entry))
-    if not exp_avg:
+    listed = set(indices)
+    stray = [i for i in state if i not in listed]
+    if stray:
+        raise InputError(f"optimizer state has index {stray[0]} that no param group lists")
+    entries = [state.get(i) if isinstance(state.get(i), dict) else {} for i in indices]
+    family = _family(entries)
+    if family is None:
         return None
-    group = groups[0]
-    betas = tuple(float(b) for b in group.get("betas", (0.9, 0.999)))
-    return AdamState(
-        exp_avg=exp_avg,
-        exp_avg_sq=exp_avg_sq,
-        step=max(steps),
-        lr=float(group.get("lr", 0.0)),
-        betas=(betas[0], betas[1]),
-        eps=float(group.get("eps", 1e-8)),
-        weight_decay=float(group.get("weight_decay", 0.0)),
-        amsgrad=bool(group.get("amsgrad", False)),
-        kind="adamw" if group.get("decoupled_weight_decay") else "adam",
-    )
+    notes: list[str] = []
+    moments = [[e[k] for k in _MOMENTS if isinstance(e.get(k), Tensor)] for e in entries]
+    stored = [n for g in groups for n in g.get("param_names", [])]
+    sizes = [len(g.get("params", [])) for g in groups]
+    names, how = resolve_order(sizes, stored, moments, dict(named_shapes), order)
+    hypers = [_hyper(g) for g in groups for _ in g.get("params", [])]
+    if family == "sgd":
+        out = OptimizerState("sgd", [], {}, order=how, notes=notes)
+        if kind != "auto":
+            notes.append(f"`optimizer` {kind} ignored: the optimizer state is SGD's")
+    else:
+        out = OptimizerState(_adam_kind(groups, kind, notes), [], {}, order=how, notes=notes)
+    for name, entry, hyper in zip(names, entries, hypers):
+        if family == "adam":
+            if "exp_avg" not in entry or "exp_avg_sq" not in entry:
+                continue
+            if hyper.amsgrad and "max_exp_avg_sq" not in entry:
+                raise InputError(f"the amsgrad state of {name} has no max_exp_avg_sq")
+            out.exp_avg[name], out.exp_avg_sq[name] = entry["exp_avg"], entry["exp_avg_sq"]
+            if hyper.amsgrad:
+                out.max_exp_avg_sq[name] = entry["max_exp_avg_sq"]
+            out.steps[name] = _num(entry.get("step", 0.0))
+        elif "momentum_buffer" in entry:
+            out.momentum_buffer[name] = entry["momentum_buffer"]
+        else:
+            continue
+        out.covered.append(name)
+        out.hyper[name] = hyper
+    if not out.covered:
+        return None
+    if how not in ("model", "param_names"):
+        notes.append(f"optimizer parameters matched to the model in {how!r} order")
+    if len(out.covered) < len(named_shapes):
+        shown = ", ".join(out.covered[:4]) + (", ..." if len(out.covered) > 4 else "")
+        notes.append(
+            f"the optimizer state covers {len(out.covered)} of {len(named_shapes)} parameters "
+            f"({shown}); the others take no step"
+        )
+    return out
 
 
 def describe_optimizer(optimizer_sd: dict) -> dict[str, Any]:
     """A JSON-friendly summary of an optimizer state dict (for ``landscape inspect``)."""
     state, groups = _groups(optimizer_sd)
     keys = sorted({k for entry in state.values() if isinstance(entry, dict) for k in entry})
-    steps = [_step(e) for e in state.values() if isinstance(e, dict) and "step" in e]
+    steps = [_num(e["step"]) for e in state.values() if isinstance(e, dict) and "step" in e]
     if "exp_avg" in keys:
-        kind = "adamw" if groups[0].get("decoupled_weight_decay") else "adam"
+        kind = "adamw" if any(g.get("decoupled_weight_decay") for g in groups) else "adam"
     elif "momentum_buffer" in keys:
         kind = "sgd"
     else:
         kind = "unknown"
     hyper = [
-        {k: v for k, v in _hyper(g).items() if isinstance(v, (int, float, bool, str, tuple))}
+        {
+            k: v
+            for k, v in g.items()
+            if k not in ("params", "param_names") and isinstance(v, (int, float, bool, str, tuple))
+        }
         for g in groups
     ]
     return {
