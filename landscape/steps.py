@@ -20,6 +20,7 @@ from .loading.optimizer import OptimizerState, read_optimizer
 from .problem import Problem
 from .session import _origin, weights_like
 
+
 def next_delta(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -> Tensor:
     """θ_NEXT − θ over ``problem``'s parameters, NEXT loaded into the same architecture."""
     return dirs.difference(problem, weights_like(problem, checkpoint))

@@ -104,7 +104,7 @@ def test_explicit_prefix_and_ambiguous_prefixes():
     torch.manual_seed(0)
     live, ema = mlp(**KWARGS).state_dict(), mlp(**KWARGS).state_dict()
     sd = {**{f"model.{k}": v for k, v in live.items()}, **{f"ema.{k}": v for k, v in ema.items()}}
-    with pytest.raises(InputError, match=r"several prefixes \('ema.', 'model.'\).*--state-prefix"):
+    with pytest.raises(InputError, match=r"several prefixes \('ema.', 'model.'\).*`state_prefix`"):
         load_into(mlp(**KWARGS), sd)
     net = mlp(**KWARGS)
     notes = load_into(net, sd, prefix="ema")
