@@ -66,11 +66,10 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
         progress=bar,
     )
     bar.close()
-    t = r.tree()["ghost"]
     lines = [
         f"direction {r.direction}  ({r.n_classes} classes, {len(r.spread)} samples)",
         f"loss {fmt(r.loss)}  slope dL/dtau {fmt(r.slope, 4)}",
-        f"rho_a {fmt(r.rho_a)}  (pi / max spread {fmt(t['max_spread'], 4)}, sample "
+        f"rho_a {fmt(r.rho_a)}  (pi / max spread {fmt(r.max_spread, 4)}, sample "
         f"{r.critical_sample})",
         f"rho_top2 {fmt(r.rho_top2)}  (top-2 estimate, not a bound)",
     ]
@@ -82,7 +81,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     if r.tau is not None:
         lines.append(
             f"step tau {fmt(r.tau)} from {r.step_source}:  r = tau/rho_a = "
-            f"{fmt(t['r'], 4)}  -> {t['attrs']['verdict']}"
+            f"{fmt(r.r, 4)}  -> {r.verdict}"
         )
     else:
         lines.append("no step length known: pass --step, --lr or NEXT for r = tau/rho_a")

@@ -115,16 +115,15 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
         progress=bar,
     )
     bar.close()
-    tree = r.tree()["sharpness"]
     lines = [
         f"loss {fmt(r.loss)}  grad norm {fmt(r.grad_norm)}  curvature {r.curvature}",
         f"lambda_max {fmt(r.lambda_max)}  top-{len(r.eigenvalues)} "
         + " ".join(fmt(e, 4) for e in r.eigenvalues),
     ]
-    if "eos_ratio" in tree:
+    if r.eos_ratio is not None:
         lines.append(
-            f"edge of stability: lr*lambda_max/(2+2*beta) = {fmt(tree['eos_ratio'], 4)}"
-            f"  (threshold {fmt(tree['threshold'], 4)})"
+            f"edge of stability: lr*lambda_max/(2+2*beta) = {fmt(r.eos_ratio, 4)}"
+            f"  (threshold {fmt(r.threshold, 4)})"
         )
     if r.preconditioned:
         pc = r.preconditioned
@@ -142,7 +141,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
         )
     lines.append(
         f"gradient cosine with top-{len(r.eigenvalues)} eigenspace "
-        f"{fmt(tree['grad_cosine_topk'], 4)}"
+        f"{fmt(r.grad_cosine_topk, 4)}"
     )
     lines.append(f"quadratic model along the update ({r.update_source}):")
     lines.append(f"  {'t':>6}{'true loss':>14}{'quadratic':>14}")

@@ -49,7 +49,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
                 f"{e.stopped:>13}"
             )
         total, se = r.block_sum
-        z = r.tree()["trace"]["per_layer"]["z"]
+        z = r.block_z
         lines.append(
             f"sum of the layers {fmt(total)} ± {fmt(se, 3)} (stderr) vs whole model "
             f"{fmt(w.estimate)}: difference {z:+.2f} standard errors"

@@ -133,12 +133,26 @@ class GhostResult(Result):
         "ghost/curve/loss": "L(theta + tau v)",
     }
 
+    @property
+    def max_spread(self) -> float:
+        return float(np.max(self.spread))
+
+    @property
+    def r(self) -> float | None:
+        """τ/ρ_a, the step normalised by the radius (None without a step length)."""
+        return None if self.tau is None else self.tau / self.rho_a
+
+    @property
+    def verdict(self) -> str | None:
+        r = self.r
+        return None if r is None else "inside the radius (r < 1)" if r < 1 else "outside (r >= 1)"
+
     def tree(self) -> dict[str, Any]:
         g: dict[str, Any] = {
             "attrs": {"direction": self.direction, "step_source": self.step_source},
             "rho_a": self.rho_a,
             "spread": self.spread,
-            "max_spread": float(np.max(self.spread)),
+            "max_spread": self.max_spread,
             "critical_sample": self.critical_sample,
             "rho_top2": self.rho_top2,
             "rho_exact": self.rho_exact,
@@ -154,9 +168,8 @@ class GhostResult(Result):
             g["rho_quantile"] = self.rho_quantile
             g["attrs"]["rho_quantile_note"] = "not a bound: pi over a quantile of the spread"
         if self.tau is not None:
-            r = self.tau / self.rho_a
-            g.update(tau=self.tau, r=r)
-            g["attrs"]["verdict"] = "inside the radius (r < 1)" if r < 1 else "outside (r >= 1)"
+            g.update(tau=self.tau, r=self.r)
+            g["attrs"]["verdict"] = self.verdict
         return {"ghost": g}
 
 

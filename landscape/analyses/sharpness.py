@@ -102,6 +102,23 @@ class SharpnessResult(Result):
         "sharpness/preconditioned/threshold": "(2+2*beta1)/((1-beta1)*lr)",
     }
 
+    @property
+    def grad_cosine_topk(self) -> float:
+        """||V_k^T g|| / ||g||: the gradient's cosine with the top-k eigenspace."""
+        return float(np.sqrt(np.sum(self.grad_cosines**2)))
+
+    @property
+    def threshold(self) -> float | None:
+        """(2 + 2β)/lr, the largest λ_max heavy-ball GD with this lr is stable at (None without
+        lr; Cohen et al. 2021)."""
+        return None if self.lr is None else (2 + 2 * self.momentum) / self.lr
+
+    @property
+    def eos_ratio(self) -> float | None:
+        """λ_max / threshold = lr·λ_max/(2 + 2β); 1 or more is past the edge of stability."""
+        t = self.threshold
+        return None if t is None else self.lambda_max / t
+
     def tree(self) -> dict[str, Any]:
         g: dict[str, Any] = {
             "attrs": {"curvature": self.curvature, "update_source": self.update_source},
@@ -111,7 +128,7 @@ class SharpnessResult(Result):
             "loss": self.loss,
             "grad_norm": self.grad_norm,
             "grad_cosines": self.grad_cosines,
-            "grad_cosine_topk": float(np.sqrt(np.sum(self.grad_cosines**2))),
+            "grad_cosine_topk": self.grad_cosine_topk,
             "momentum": self.momentum,
             "directional": dict(self.directional),
         }
@@ -120,8 +137,7 @@ class SharpnessResult(Result):
             g["directional"]["random_mean"] = float(np.mean(self.random))
             g["directional"]["random_std"] = float(np.std(self.random))
         if self.lr is not None:
-            threshold = (2 + 2 * self.momentum) / self.lr
-            g.update(lr=self.lr, threshold=threshold, eos_ratio=self.lambda_max / threshold)
+            g.update(lr=self.lr, threshold=self.threshold, eos_ratio=self.eos_ratio)
         if self.preconditioned is not None:
             g["preconditioned"] = dict(self.preconditioned)
         if self.true_loss is not None:

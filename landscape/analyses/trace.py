@@ -110,6 +110,17 @@ class TraceAnalysis(Result):
         total = sum(b.result.estimate for b in self.blocks)
         return total, math.sqrt(sum(b.result.stderr**2 for b in self.blocks))
 
+    @property
+    def block_z(self) -> float | None:
+        """(Σ_b tr(C_bb) − tr(C)) / its combined standard error: ~N(0, 1) when both estimates
+        are honest (None without blocks)."""
+        if not self.blocks:
+            return None
+        total, se = self.block_sum
+        w = self.whole.result  # both exact: the difference is rounding, not an error
+        combined = max(math.hypot(se, w.stderr), 1e-12 * max(abs(w.estimate), 1.0))
+        return (total - w.estimate) / combined
+
     def tree(self) -> dict[str, Any]:
         h = self.whole.history
         group = self.whole.tree()
@@ -129,16 +140,13 @@ class TraceAnalysis(Result):
         out: dict[str, Any] = {"trace": group}
         if self.blocks:
             total, se = self.block_sum
-            diff = total - self.whole.result.estimate
-            w = self.whole.result  # both exact: the difference is rounding, not an error
-            combined = max(math.hypot(se, w.stderr), 1e-12 * max(abs(w.estimate), 1.0))
             group["per_layer"] = {
                 "names": self.block_names,
                 "sizes": np.array(self.block_sizes),
                 "sum": total,
                 "sum_stderr": se,
-                "difference": diff,
-                "z": diff / combined,
+                "difference": total - self.whole.result.estimate,
+                "z": self.block_z,
             }
             out["blocks"] = {n: {"trace": b.tree()} for n, b in zip(self.block_names, self.blocks)}
         return out
