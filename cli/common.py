@@ -18,6 +18,7 @@ import click
 import torch
 
 import landscape
+from landscape import distributed
 from landscape.plots import draw
 from landscape.problem import Problem
 from landscape.results import Result, RunInfo, read_result, result_summary, write_result
@@ -184,20 +185,21 @@ class Session:
         return problem
 
     def notes(self) -> None:
-        """Print the library's notes not printed yet (once each)."""
-        notes = self.problem.notes if self.problem is not None else []
+        """Print the library's notes not printed yet (once each; rank 0 alone)."""
+        notes = self.problem.notes if self.problem is not None and distributed.is_main() else []
         for note in notes[self._noted :]:
             echo_err(f"landscape: note: {flagify(note)}")
         self._noted = len(notes)
 
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
-        return Progress(label, unit)
+        return Progress(label, unit, enabled=distributed.is_main())
 
     def run_info(self, problem: Problem | None, matvecs: int = 0, curvature: str = "",
                  **extra: Any) -> RunInfo:
         origin = getattr(problem, "origin", None)
         if problem is not None:
             extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
+            extra.setdefault("world_size", distributed.world_size())
         return RunInfo(
             command=self.command,
             seed=self.opts.get("seed") or 0,
@@ -233,7 +235,10 @@ class Session:
         plot: bool = True,
         lines: list[str] | None = None,
     ) -> None:
-        """Write the .h5, draw the plot, print the summary (human lines or ``--json``)."""
+        """Write the .h5, draw the plot, print the summary (human lines or ``--json``); under
+        torch.distributed, rank 0 alone does."""
+        if not distributed.is_main():
+            return
         self.notes()
         out = self.opts.get("out") or self.default_path(".h5")
         write_result(out, result, run)

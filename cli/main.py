@@ -6,6 +6,7 @@ traceback), 3 a numerical failure, 4 an internal error (a bug: traceback shown).
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -37,7 +38,21 @@ for _command in COMMANDS:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    code = _run(list(sys.argv[1:] if argv is None else argv))
+    if code and _world_size() > 1:  # end this rank now: its peers' collectives then fail fast
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _world_size() -> int:
+    if "landscape.distributed" not in sys.modules:
+        return 1
+    return sys.modules["landscape.distributed"].world_size()
+
+
+def _run(argv: list[str]) -> int:
     try:
         defaults = default_map(argv, list(cli.commands))
         return int(
@@ -57,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
     except LandscapeError as e:
-        click.echo(f"landscape: error: {flagify(str(e))}", err=True)
+        if type(e).__name__ != "PeerError":  # the failing rank has said why
+            click.echo(f"landscape: error: {flagify(str(e))}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted: no result file was written", err=True)

@@ -8,7 +8,8 @@ C = Σ_b (n_b/N) C_b with C_b one of
 - ``fisher``: Jᵀ (1/n Σ_i s_i s_iᵀ) J with s_i = ∇_z ℓ(z_i, ŷ_i), ŷ_i drawn from the model's
   predictive (Monte-Carlo Fisher; its expectation is the GGN for cross-entropy and mse);
 - ``ef``: the empirical Fisher, the same with the true targets (Kunstner et al. 2019).
-Probe blocks run through ``torch.func.vmap`` in chunks; every call adds k to ``matvecs``.
+Probe blocks run through ``torch.func.vmap`` in chunks; every call adds k to ``matvecs``. Under
+torch.distributed each rank applies its shard of batches and the block is all-reduced.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp, vjp, vmap
 
+from . import distributed
 from .compat import math_attention
 from .errors import InputError
 from .problem import Problem
@@ -137,7 +139,7 @@ class CurvatureOperator:
     # -- the whole data set -----------------------------------------------------------------
     def _apply(self, V: Tensor) -> Tensor:
         out = torch.zeros_like(V)
-        for b, (w, xb, yb) in enumerate(self.problem.iter_batches()):
+        for b, w, xb, yb in self.problem.iter_indexed():
             if self.kind == "hessian" and V.shape[0] == 1:
                 out[0].add_(self._hvp_autograd(b, xb, yb, V[0]), alpha=w)
                 continue
@@ -146,7 +148,7 @@ class CurvatureOperator:
                 out[0].add_(single(V[0]), alpha=w)
             else:
                 out.add_(vmap(single, chunk_size=self.chunk)(V), alpha=w)
-        return out
+        return distributed.all_reduce(out)
 
     def __call__(self, V: Tensor) -> Tensor:
         """C V for a block V of shape (k, P) (or one vector of shape (P,)).

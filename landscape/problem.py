@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from . import distributed
 from .batches import Inputs, as_output, call_args, head, nbytes, to_device
 from .compat import set_tf32
 from .errors import InputError, NumericalError
@@ -94,6 +95,7 @@ class Problem:
         self.dtype = dtype
         if self.device.type == "cuda":
             set_tf32(tf32)
+        distributed.init(self.device)
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)
@@ -122,10 +124,12 @@ class Problem:
 
     def _scan(self, cache: bool | None) -> None:
         """One pass: each batch's target count (its weight) and sample count; keep the batches
-        on the device when ``cache`` or, with None, while the set stays under the cache budget."""
+        on the device when ``cache`` or, with None, while the set stays under the cache budget.
+        Under torch.distributed each rank scans its own shard and the totals are all-reduced."""
         budget = float("inf") if cache else cache_budget(self.device) if cache is None else 0.0
-        counts, sizes, held, kept = [], [], 0, []
-        for batch in self.stream:
+        indices, counts, sizes, held, kept = [], [], [], 0, []
+        for b, batch in self._shard():
+            indices.append(b)
             counts.append(self.loss_fn.count(batch[1]))
             sizes.append(len(batch[1]))
             held += nbytes(batch)
@@ -133,15 +137,20 @@ class Problem:
                 kept.append(to_device(batch, self.device, self.dtype))
             else:
                 kept = None
-        self.n_samples = sum(sizes)
-        self.n_targets = sum(counts)
+        totals = distributed.all_reduce(torch.tensor([sum(sizes), sum(counts)], dtype=torch.int64))
+        self.n_samples, self.n_targets = int(totals[0]), int(totals[1])
         if self.n_samples == 0:
             raise InputError("the data set is empty: no samples to evaluate the loss on")
         if self.n_targets == 0:
             raise InputError("the data has no real targets (every label is -100)")
+        self.indices = indices  # the stream positions of this rank's batches
         self.weights = [c / self.n_targets for c in counts]
         self.data_bytes = held
         self._cached: list[tuple[Inputs, Tensor]] | None = kept
+
+    def _shard(self) -> Iterator[tuple[int, tuple[Inputs, Tensor]]]:
+        """(stream position, batch) of this rank's batches (every batch with one process)."""
+        return ((b, batch) for b, batch in enumerate(self.stream) if distributed.mine(b))
 
     # -- the flat vector ------------------------------------------------------------------
     @property
@@ -184,18 +193,24 @@ class Problem:
 
     @property
     def batches(self) -> list[tuple[Inputs, Tensor]]:
-        """Every batch on the device, as a list (reads the whole set: for small data and tests)."""
-        return [(xb, yb) for _, xb, yb in self._pass(skip_empty=False)]
+        """Every batch of the whole set on the device, as a list (all ranks' batches; it reads
+        the whole set: for small data and tests)."""
+        if distributed.world_size() > 1 or self._cached is None:
+            return [to_device(b, self.device, self.dtype) for b in self.stream]
+        return list(self._cached)
 
-    def _pass(self, skip_empty: bool = True) -> Iterator[tuple[float, Inputs, Tensor]]:
+    def iter_indexed(self) -> Iterator[tuple[int, float, Inputs, Tensor]]:
+        """(stream position b, weight count_b/Σcount, inputs_b, targets_b) for this rank's
+        batches with real targets; the weights of all ranks sum to one. Reads the stream
+        afresh unless the set is cached on the device."""
         source = self._cached
         if source is None:
-            source = (to_device(b, self.device, self.dtype) for b in self.stream)
+            source = (to_device(batch, self.device, self.dtype) for _, batch in self._shard())
         seen = 0
-        for w, (xb, yb) in zip(self.weights, source):
+        for b, w, (xb, yb) in zip(self.indices, self.weights, source):
             seen += 1
-            if w > 0 or not skip_empty:
-                yield w, xb, yb
+            if w > 0:
+                yield b, w, xb, yb
         if seen != len(self.weights):
             raise InputError(
                 f"the data gave {seen} batches on this pass but {len(self.weights)} on the first: "
@@ -203,9 +218,9 @@ class Problem:
             )
 
     def iter_batches(self) -> Iterator[tuple[float, Inputs, Tensor]]:
-        """(weight count_b/Σcount, inputs_b, targets_b) for every batch with real targets; the
-        weights sum to one. Reads the stream afresh unless the set is cached on the device."""
-        return self._pass()
+        """(weight, inputs, targets) of :meth:`iter_indexed`; sums over them must go through
+        :func:`landscape.distributed.all_reduce` to cover every rank."""
+        return ((w, xb, yb) for _, w, xb, yb in self.iter_indexed())
 
     def example_inputs(self, n: int = 8) -> Inputs:
         """The first ``n`` samples' inputs, on the device (for tracing the model)."""
@@ -249,6 +264,9 @@ class Problem:
                 total += w * self.loss_fn(out, yb).double()
                 if classify:
                     correct += self.loss_fn.correct(out, yb)
+        if distributed.world_size() > 1:
+            both = distributed.all_reduce(torch.stack([total, total.new_tensor(float(correct))]))
+            total, correct = both[0], int(both[1])
         loss = float(total)
         if not torch.isfinite(torch.tensor(loss)):
             raise NumericalError(f"the loss is not finite ({loss}) at these parameters")
@@ -279,6 +297,8 @@ class Problem:
             if g is not None:
                 grad.add_(g, alpha=w)
             total += w * value.detach().double()
+        distributed.all_reduce(total)
+        distributed.all_reduce(grad)
         loss = float(total)
         if not torch.isfinite(total) or not torch.isfinite(grad).all():
             raise NumericalError(f"the loss or its gradient is not finite (loss {loss})")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import distributed
 from .errors import InputError
 from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
 from .loading.data import load_data
@@ -54,11 +55,15 @@ class Origin:
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """``auto`` is CUDA when it is there, else the CPU; anything else must exist here."""
+    """``auto`` is CUDA when it is there (``cuda:LOCAL_RANK`` under torchrun), else the CPU;
+    anything else must exist here."""
     if isinstance(name, torch.device):
         name = str(name)
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{distributed.local_rank()}" if distributed.world_size() > 1
+                            else "cuda")
     try:
         device = torch.device(name)
     except RuntimeError:
