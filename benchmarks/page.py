@@ -106,7 +106,8 @@ def section(args: argparse.Namespace, s: Settings, meta: dict[str, str], rows: l
 
 
 def write_results(path: Path, device: torch.device, body: list[str]) -> None:
-    """Replace this device's section of RESULTS.md, keeping the other one."""
+    """Replace this device's section of RESULTS.md, keeping the other one and the section that
+    the other benchmark scripts' figures are copied into."""
     kinds = ("cpu", "cuda")
     old = path.read_text() if path.exists() else ""
     parts: dict[str, str] = {}
@@ -120,6 +121,9 @@ def write_results(path: Path, device: torch.device, body: list[str]) -> None:
             "matvecs.", ""]
     for kind in kinds:
         text += [f"<!-- {kind}:start -->", parts[kind].rstrip("\n"), f"<!-- {kind}:end -->", ""]
+    kept = re.search(r"<!-- others:start -->\n.*?<!-- others:end -->", old, re.S)
+    if kept:  # the figures other scripts measure (data_memory.py, distributed_speed.py)
+        text += [kept.group(0), ""]
     path.write_text("\n".join(text))
 
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "trace": ["trace", DEMO_A, "--method", "hutchinson", "--max-matvecs", "30", "--seed", "3",
               *COMMON],
     "lmc": ["lmc", DEMO_A, DEMO_B, "--points", "5", *COMMON],
+    "ghost": ["ghost", DEMO_A, "--direction", "gradient", "--lr", "0.1", *COMMON],
 }
 
 SCRIPT = """

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.func import jvp
 
+from .. import distributed
 from ..compat import math_attention
 from ..curvature import _is_missing_rule, make_operator
 from ..errors import InputError
@@ -57,13 +58,14 @@ def logit_slopes(problem: Problem, v: Tensor, progress: ProgressFn | None = None
 
     Forward mode first; where an op has no forward-mode rule (SDPA's fused kernels, the
     multi-head-attention fast path on the CPU) the product is taken by reverse mode twice with
-    the math attention kernel, as the curvature operator does."""
-    zs, as_ = [], []
+    the math attention kernel, as the curvature operator does. Under torch.distributed each
+    rank takes its own batches and the per-sample rows are gathered in stream order."""
+    parts: list[tuple[int, np.ndarray, np.ndarray]] = []
     theta = problem.theta
     v = v.to(theta)
-    total = math.ceil(problem.n_samples / problem.batch_size)
+    total = problem.n_batches
     reverse = False
-    for i, (_, xb, _) in enumerate(problem.iter_batches()):
+    for i, (b, _, xb, _) in enumerate(problem.iter_indexed()):
         if not reverse:
             try:
                 z, a = jvp(lambda th, xb=xb: problem.forward(th, xb), (theta,), (v,))
@@ -75,11 +77,12 @@ def logit_slopes(problem: Problem, v: Tensor, progress: ProgressFn | None = None
             with math_attention():
                 z, a = _reverse_jvp(problem, theta, v, xb)
         c = z.shape[-1]
-        zs.append(z.reshape(-1, c).double().cpu().numpy())
-        as_.append(a.reshape(-1, c).double().cpu().numpy())
+        zn, an = (t.reshape(-1, c).double().cpu().numpy() for t in (z, a))
+        parts.append((b, zn, an))
         if progress is not None:
             progress(i + 1, total)
-    return Slopes(np.concatenate(zs), np.concatenate(as_))
+    parts = sorted((p for shard in distributed.gather(parts) for p in shard), key=lambda p: p[0])
+    return Slopes(np.concatenate([p[1] for p in parts]), np.concatenate([p[2] for p in parts]))
 
 
 def top2_radius(logits: np.ndarray, slopes: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..batches import Inputs, call_args, concat, map_inputs, tensors
+from ..batches import Inputs, call_args, concat, map_inputs, tensors, to_device
 from ..errors import InputError
 from ..problem import Problem
 
@@ -52,8 +52,8 @@ class Interpolation:
         batch is dropped unless it is the only one (each batch counts equally in the average).
         A streamed data set (not held in memory) gives its first ``count`` batches instead."""
         p = self.problem
-        if not p.cached:
-            return [xb for _, (_, xb, _) in zip(range(count), p.iter_batches())]
+        if not p.cached:  # every rank takes the same batches: the stream's first ones
+            return [to_device(b, p.device, p.dtype)[0] for _, b in zip(range(count), p.stream)]
         x = concat([xb for xb, _ in p.batches])
         n = len(tensors(x)[0])
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
