@@ -200,15 +200,24 @@ def surface(ckpt: str, **opts) -> None:
     if not result.complete:
         progress = s.progress("surface", "points")
         saved = [k for k in SAVED if k != "surface/accuracy" or result.accuracy is not None]
-        run_surface(
-            problem,
-            result,
-            states,
-            bn_batches=opts["bn_batches"],
-            chunk=opts["chunk"],
-            save=lambda r: update_result(out, r, run, saved),
-            progress=progress,
-        )
+        try:
+            run_surface(
+                problem,
+                result,
+                states,
+                bn_batches=opts["bn_batches"],
+                chunk=opts["chunk"],
+                save=lambda r: update_result(out, r, run, saved),
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            progress.close()
+            click.echo(
+                f"interrupted: {int(result.done.sum())} of {result.done.size} points are in {out}; "
+                "run the same command to continue",
+                err=True,
+            )
+            raise click.exceptions.Exit(130) from None
         progress.close()
     run = s.run_info(loaded, matvecs=result.matvecs)
     lines = _summary(ckpt, result, had)

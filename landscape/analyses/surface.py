@@ -183,37 +183,41 @@ def surface(
     ``states``: the whole states (parameters and buffers) of the --through checkpoints, for
     ``bn='interpolate'``. Points go in blocks of ``chunk`` over the row-major grid (the same
     blocks on every run, so a resumed file is bit-identical); ``save(result)`` is called after
-    a block when ``save_every`` seconds have passed since the last save, and at the end.
+    a block when ``save_every`` seconds have passed since the last save, and at the end (also
+    when interrupted by an exception).
     """
     ev = PointEvaluator(problem, torch.as_tensor(result.directions).to(problem.theta),
                         result.bn, states or [], bn_batches, result.seed)  # fmt: skip
     coords = _coords(result)
     flat_done = result.done.reshape(-1)
-    total, count = int(flat_done.size), int(flat_done.sum())
+    total = int(flat_done.size)
     chunk = max(1, int(chunk))
     last = time.perf_counter()
-    for start in range(0, total, chunk):
-        block = list(range(start, min(start + chunk, total)))
-        if flat_done[block].all():
-            continue
-        values = ev.evaluate(coords[block])
-        loss, acc, done = result.loss.reshape(-1), None, result.done.reshape(-1)
-        if result.accuracy is not None:
-            acc = result.accuracy.reshape(-1)
-        for k, v in zip(block, values):
-            loss[k] = v["loss"]
-            if acc is not None:
-                acc[k] = np.nan if v["accuracy"] is None else v["accuracy"]
-            done[k] = True
-        count = int(done.sum())
-        if progress:
-            progress(count, total)
-        if save is not None and time.perf_counter() - last >= save_every:
+    try:
+        for start in range(0, total, chunk):
+            block = list(range(start, min(start + chunk, total)))
+            if flat_done[block].all():
+                continue
+            _store(result, block, ev.evaluate(coords[block]))
+            if progress:
+                progress(int(result.done.sum()), total)
+            if save is not None and time.perf_counter() - last >= save_every:
+                save(result)
+                last = time.perf_counter()
+    finally:  # interrupted too: keep every finished point
+        if save is not None:
             save(result)
-            last = time.perf_counter()
-    if save is not None:
-        save(result)
     return result
+
+
+def _store(result: SurfaceResult, block: list[int], values: list[dict]) -> None:
+    loss, done = result.loss.reshape(-1), result.done.reshape(-1)
+    acc = None if result.accuracy is None else result.accuracy.reshape(-1)
+    for k, v in zip(block, values):
+        loss[k] = v["loss"]
+        if acc is not None:
+            acc[k] = np.nan if v["accuracy"] is None else v["accuracy"]
+        done[k] = True
 
 
 def _coords(result: SurfaceResult) -> np.ndarray:
