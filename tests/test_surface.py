@@ -183,3 +183,11 @@ def test_parse_steps_and_range():
             parse_steps(bad, 2)
     with pytest.raises(InputError):
         parse_range("0:1:2", 1)
+
+
+def test_points_are_vectorised_by_default_only_without_convolutions():
+    from landscape.analyses.surface_eval import AUTO_CHUNK, auto_chunk
+
+    cnn = Problem(_cnn(), torch.randn(4, 2, 8, 8, dtype=torch.float64), torch.arange(4) % 3,
+                  dtype=torch.float64)  # fmt: skip
+    assert auto_chunk(cnn) == 1 and auto_chunk(small_problem()) == AUTO_CHUNK

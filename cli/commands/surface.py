@@ -151,9 +151,7 @@ def _default_range(d: sd.Directions) -> str:
 @click.option(
     "--chunk",
     type=click.IntRange(min=1),
-    default=8,
-    show_default=True,
-    help="points per vectorised pass (1: one at a time).",
+    help="points per vectorised pass (torch.func.vmap); 1: one at a time (default: 32 without convolutions, else 1; see benchmarks/surface_speed.py).",
 )
 @click.option("--force", is_flag=True, help="start over even if the result file holds another run.")
 @analysis_options

@@ -24,7 +24,7 @@ from ..problem import Problem, ProgressFn
 from ..results import Result
 from .interpolation import has_batchnorm
 from .surface_directions import Directions
-from .surface_eval import PointEvaluator
+from .surface_eval import PointEvaluator, auto_chunk
 
 BN_MODES = ("reset", "interpolate", "keep")
 
@@ -173,7 +173,7 @@ def surface(
     result: SurfaceResult,
     states: list[dict[str, Tensor]] | None = None,
     bn_batches: int = 10,
-    chunk: int = 1,
+    chunk: int | None = None,
     save: Callable[[SurfaceResult], None] | None = None,
     save_every: float = 1.0,
     progress: ProgressFn | None = None,
@@ -181,17 +181,17 @@ def surface(
     """Fill the points of ``result`` that are not done yet, in place, and return it.
 
     ``states``: the whole states (parameters and buffers) of the --through checkpoints, for
-    ``bn='interpolate'``. Points go in blocks of ``chunk`` over the row-major grid (the same
-    blocks on every run, so a resumed file is bit-identical); ``save(result)`` is called after
-    a block when ``save_every`` seconds have passed since the last save, and at the end (also
-    when interrupted by an exception).
+    ``bn='interpolate'``. Points go in blocks of ``chunk`` (None: :func:`auto_chunk`) over the
+    row-major grid, the same blocks on every run, so a resumed file is bit-identical;
+    ``save(result)`` is called after a block when ``save_every`` seconds have passed since the
+    last save, and at the end (also when interrupted by an exception).
     """
     ev = PointEvaluator(problem, torch.as_tensor(result.directions).to(problem.theta),
                         result.bn, states or [], bn_batches, result.seed)  # fmt: skip
     coords = _coords(result)
     flat_done = result.done.reshape(-1)
     total = int(flat_done.size)
-    chunk = max(1, int(chunk))
+    chunk = auto_chunk(problem) if not chunk else max(1, int(chunk))
     last = time.perf_counter()
     try:
         for start in range(0, total, chunk):

@@ -18,6 +18,15 @@ from ..errors import NumericalError
 from ..problem import Problem
 from .interpolation import Interpolation
 
+AUTO_CHUNK = 32  # points per vmap pass for models without convolutions (benchmarks/surface_speed)
+
+
+def auto_chunk(problem: Problem) -> int:
+    """Points per pass when not chosen: vectorised for models without convolutions (2-4x on a
+    CPU for the demo MLP), one at a time for convolutions (vmap makes them grouped, slower)."""
+    convs = any(isinstance(m, torch.nn.modules.conv._ConvNd) for m in problem.model.modules())
+    return 1 if convs else AUTO_CHUNK
+
 
 class PointEvaluator:
     """Loss and accuracy at θ + c·D for coordinate rows c, over the whole data set."""
