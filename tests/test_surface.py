@@ -191,3 +191,25 @@ def test_points_are_vectorised_by_default_only_without_convolutions():
     cnn = Problem(_cnn(), torch.randn(4, 2, 8, 8, dtype=torch.float64), torch.arange(4) % 3,
                   dtype=torch.float64)  # fmt: skip
     assert auto_chunk(cnn) == 1 and auto_chunk(small_problem()) == AUTO_CHUNK
+
+
+def test_bn_reset_re_estimates_the_statistics_at_every_point():
+    from landscape.analyses.interpolation import Interpolation
+    from landscape.analyses.surface import resolve_bn
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(24, 2, 8, 8, generator=g, dtype=torch.float64), torch.arange(24) % 3
+    problem = Problem(_cnn(), x, y, batch_size=8, dtype=torch.float64)
+    assert resolve_bn(problem, None, through=False) == "reset"
+    assert resolve_bn(small_problem(), "reset", through=False) == "keep"
+    dirs = sd.random(problem, 1, seed=0)
+    r = empty(dirs, (3,), ((-0.5, 0.5),), True, bn="reset")
+    surface(problem, r, bn_batches=2)
+    ip = Interpolation(problem, None, "reset", 2, 0)
+    for i, a in enumerate(r.x):
+        theta = problem.theta + a * torch.as_tensor(r.directions[0])
+        state = {**problem.model.state_dict(), **problem.unflatten(theta)}
+        want = ip.measure(ip.reset(state))["loss"]
+        assert r.loss[i] == pytest.approx(want, rel=1e-12)
+    kept = surface(problem, empty(dirs, (3,), ((-0.5, 0.5),), True, bn="keep"))
+    assert not np.allclose(kept.loss, r.loss)
