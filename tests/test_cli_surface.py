@@ -87,6 +87,7 @@ def test_interrupted_run_continues_to_the_same_file(tmp_path, monkeypatch):
         done = f["surface/done"][()]
         assert done.sum() == 15  # every finished point was kept
         assert np.isnan(f["surface/loss"][()][~done]).all()
+    assert run_cli("plot", part, "-o", tmp_path / "part.png").code == 0  # blanks where not done
     monkeypatch.setattr(Progress, "__call__", real)
     again = run_cli(*args, "-o", part)
     assert again.code == 0 and "resumed: 15 of 30" in again.stdout

@@ -16,9 +16,14 @@ AXIS = {"random": "random direction", "hessian": "Hessian eigenvector", "through
         "trajectory": "principal component", "file": "direction"}  # fmt: skip
 
 
+KINDS = {"random": "random directions", "hessian": "top Hessian eigenvectors",
+         "through": "through checkpoints", "trajectory": "principal components of the trajectory",
+         "file": "directions from files"}  # fmt: skip
+
+
 def _title(g: dict[str, Any]) -> str:
     kind = str(g.get("kind", "?"))
-    how = kind
+    how = KINDS.get(kind, kind)
     if kind == "random":
         how += f", {g.get('norm')}-normalised" + (", biases/norm layers zeroed"
                                                   if g.get("ignore") == "biasbn" else "")
@@ -85,8 +90,12 @@ def plot(content: dict[str, Any], path: str, levels: int = 20, log: bool = False
         ax.set_xlabel(labels[0])
         ax.set_ylabel(what, color="tab:blue")
         if g.get("kind") == "through":
-            for at in (0.0, 1.0):
+            names = ["A"] + [os.path.basename(str(n)) for n in np.atleast_1d(g["checkpoints"])]
+            for at, name in zip((0.0, 1.0), names):
                 ax.axvline(at, color="0.5", lw=0.8, ls=":")
+                ax.annotate(name, (at, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                            textcoords="offset points", fontsize=8, color="0.3", rotation=90,
+                            va="center")  # fmt: skip
         else:
             ax.axvline(0.0, color="0.5", lw=0.8, ls=":")
         if "accuracy" in g:
