@@ -56,7 +56,7 @@ class PointEvaluator:
         if self.vectorise and len(coords) > 1:
             try:
                 return self._vectorised(coords)
-            except (RuntimeError, NotImplementedError, ValueError):
+            except Exception:  # noqa: BLE001 - the single path raises any genuine error again
                 self.vectorise = False  # an op without a batching rule: one point at a time
         return [self._one(c) for c in coords]
 
