@@ -122,6 +122,7 @@ def _third(tmp_path) -> str:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["hessian", "trajectory", "through", "file"])
 def test_other_direction_sources_and_redrawing(tmp_path, source):
     c = _third(tmp_path)

@@ -96,6 +96,7 @@ def test_layer_normalised_and_unnormalised_directions():
         sd.normalise(problem, d, norm="weird")
 
 
+@pytest.mark.slow
 def test_hessian_axes_are_unit_eigenvectors_of_the_exact_hessian():
     problem = small_problem()
     dirs = sd.hessian(problem, 2, seed=0)

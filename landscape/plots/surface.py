@@ -137,6 +137,10 @@ def _plot_2d(plt, g, x, y, loss, labels, levels, log, vmax):  # noqa: ANN001
     ax3 = fig.add_subplot(1, 3, 3, projection="3d")
     ax3.plot_surface(X, Y, np.ma.masked_invalid(z), cmap="viridis", linewidth=0,
                      antialiased=True, rstride=1, cstride=1)  # fmt: skip
+    if "trajectory" in g and np.isfinite(z).any():  # the path on the floor of the box
+        t = np.asarray(g["trajectory"])
+        ax3.plot(t[:, 0], t[:, 1], np.full(len(t), np.nanmin(z)), "-o", color="crimson", ms=2,
+                 lw=1)  # fmt: skip
     ax3.set_xlabel(labels[0], fontsize=8)
     ax3.set_ylabel(labels[1], fontsize=8)
     ax3.set_zlabel(what, fontsize=8)
