@@ -240,3 +240,29 @@ def write_checkpoint(path: str, state: dict[str, Any], spec: dict[str, Any]) -> 
 
     with _atomic(path) as tmp:
         torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "landscape": spec}, tmp)
+
+
+def update_result(path: str, result: Result, run: RunInfo, names: list[str]) -> None:
+    """Create ``path`` (atomically, as :func:`write_result`) if it is not there; else overwrite
+    the existing datasets ``names`` ("group/name", from ``result.tree()``) in place, in order,
+    flushing after each. The file's structure never changes in place, only dataset values, so
+    an interrupted update leaves a readable file (a caller writes a 'done' mask last)."""
+    if not os.path.exists(path):
+        write_result(path, result, run)
+        return
+    tree = result.tree()
+    try:
+        f = h5py.File(path, "r+", locking=False)
+    except OSError as e:
+        raise InputError(f"{path}: cannot be opened for update ({e})") from None
+    with f:
+        for name in names:
+            value: Any = tree
+            for part in name.split("/"):
+                value = value[part]
+            ds = f.get(name)
+            array = np.asarray(value)
+            if not isinstance(ds, h5py.Dataset) or ds.shape != array.shape:
+                raise InputError(f"{path}: has no dataset {name} of shape {array.shape}")
+            ds[...] = array
+            f.flush()

@@ -46,16 +46,20 @@ def show(result: str, as_json: bool) -> None:
 @click.command("plot")
 @click.argument("result", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", metavar="FILE.png", help="figure file (default: RESULT with .png).")
-def plot(result: str, out: str | None) -> None:
+@click.option("--levels", type=click.IntRange(min=2), help="contour levels (surface).")
+@click.option("--log", is_flag=True, default=None, help="log10 colour scale (surface).")
+@click.option("--vmax", type=float, help="clip the loss above this value (surface).")
+def plot(result: str, out: str | None, **options) -> None:
     """Redraw the plot of a result file from the numbers it holds.
 
     \b
     Example:
       landscape plot demo_a_spectrum.h5 -o spectrum.png
+      landscape plot demo_a_surface.h5 --levels 30 --log --vmax 5
     """
     content = read_result(result)
     path = out or result.rsplit(".", 1)[0] + ".png"
-    draw(content, path)
+    draw(content, path, **{k: v for k, v in options.items() if v is not None})
     click.echo(f"wrote {path}", err=True)
 
 COMMANDS = [show, plot]

@@ -12,8 +12,9 @@ from typing import Any
 from ..errors import InputError
 
 
-def draw(content: dict[str, Any], path: str) -> None:
-    """Draw the figure of a result (as read back from its file) into ``path``."""
+def draw(content: dict[str, Any], path: str, **options: Any) -> None:
+    """Draw the figure of a result (as read back from its file) into ``path``; ``options``
+    (e.g. ``levels``, ``log``, ``vmax`` of the surface plot) go to plots that take them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -22,4 +23,12 @@ def draw(content: dict[str, Any], path: str) -> None:
         module = importlib.import_module(f"{__name__}.{command}")
     except ModuleNotFoundError:
         raise InputError(f"no plot is defined for results of {command or 'unknown'!r}") from None
-    module.plot(content, path)
+    if options:
+        import inspect
+
+        known = inspect.signature(module.plot).parameters
+        unknown = [k for k in options if k not in known]
+        if unknown:
+            names = ", ".join("--" + k for k in unknown)
+            raise InputError(f"{names}: not an option of the {command} plot")
+    module.plot(content, path, **options)
