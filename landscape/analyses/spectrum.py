@@ -143,6 +143,8 @@ class SpectrumResult(Result):
         "spectrum/trace_ci_high": "upper end of the Student-t confidence interval of the trace "
         "over the SLQ runs (level in attr confidence)",
         "spectrum/converged": "every wanted residual is <= tol",
+        "spectrum/tol": "relative residual every wanted eigenpair had to reach",
+        "spectrum/n_params": "parameters of this operator (its size P)",
         "spectrum/matvecs": "curvature-vector products spent on this operator",
         "density/grid": "points x of the smoothed density",
         "density/values": "Gaussian-smoothed SLQ density at grid, integrates to 1",
