@@ -1,6 +1,6 @@
 """The ``landscape`` command: a click group, config defaults and the exit-status contract.
 
-Exit status: 0 success, 1 a ``check`` failed, 2 bad input or usage (one line on stderr, no
+Exit status: 0 success, 1 reserved for ``landscape check`` gates (not yet built), 2 bad input or usage (one line on stderr, no
 traceback), 3 a numerical failure, 4 an internal error (a bug: traceback shown).
 """
 
@@ -16,7 +16,7 @@ from landscape import __version__
 from landscape.errors import LandscapeError
 
 from .commands import COMMANDS
-from .config import default_map
+from .config import Config, load_config
 from .flags import flagify
 
 
@@ -36,6 +36,14 @@ for _command in COMMANDS:
     cli.add_command(_command)
 
 
+def _options() -> dict[str, dict[str, tuple[str, ...]]]:
+    """Each command's options by name, with their flags (what a config file may set)."""
+    return {
+        name: {p.name: tuple(p.opts) for p in command.params if isinstance(p, click.Option)}
+        for name, command in cli.commands.items()
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) the exit status."""
     code = _run(list(sys.argv[1:] if argv is None else argv))
@@ -53,10 +61,14 @@ def _world_size() -> int:
 
 
 def _run(argv: list[str]) -> int:
+    config = Config()
     try:
-        defaults = default_map(argv, list(cli.commands))
+        config = load_config(argv, _options())
         return int(
-            cli.main(args=argv, prog_name="landscape", standalone_mode=False, default_map=defaults)
+            cli.main(
+                args=argv, prog_name="landscape", standalone_mode=False,
+                default_map=config.defaults,
+            )
             or 0
         )
     except click.exceptions.Exit as e:
@@ -66,14 +78,19 @@ def _run(argv: list[str]) -> int:
         return 130
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx else "landscape"
-        click.echo(f"{where}: error: {e.format_message()} (see '{where} --help')", err=True)
+        param = getattr(e, "param", None)
+        path = config.source(argv, param.name if param is not None else None)
+        origin = f" (from {path})" if path else ""
+        click.echo(
+            f"{where}: error: {e.format_message()}{origin} (see '{where} --help')", err=True
+        )
         return 2
     except click.ClickException as e:
         click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
     except LandscapeError as e:
         if type(e).__name__ != "PeerError":  # the failing rank has said why
-            click.echo(f"landscape: error: {flagify(str(e))}", err=True)
+            click.echo(f"landscape: error: {config.annotate(flagify(str(e)), argv)}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted: no result file was written", err=True)

@@ -113,12 +113,37 @@ def _write_tree(group: h5py.Group, tree: dict[str, Any], descriptions: dict[str,
                 ds.attrs["description"] = text
 
 
+SUFFIXES = (".h5", ".hdf5")
+
+
+def check_result_path(path: str) -> None:
+    """Refuse a result name that does not say HDF5 (``-o result.txt`` would hide what it is)."""
+    if not str(path).lower().endswith(SUFFIXES):
+        raise InputError(
+            f"{path}: a result file is HDF5 and its name must end in .h5 or .hdf5"
+        )
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_result(path: str, result: Result, run: RunInfo) -> None:
-    """Write ``result`` and ``run``'s provenance to ``path`` atomically (temp file, rename)."""
+    """Write ``result`` and ``run``'s provenance to ``path`` atomically (temp file, rename).
+
+    The file gets the permissions ``open()`` would give it (0666 less the umask), not the
+    temporary file's private 0600.
+    """
+    check_result_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".h5.tmp", dir=directory)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
     try:
         with h5py.File(tmp, "w") as f:
             for k, v in run.attrs().items():
@@ -158,14 +183,24 @@ def _plain(v: Any) -> Any:
 
 
 def read_result(path: str) -> dict[str, Any]:
-    """Everything in a result file as a nested dict (root attributes at the top level)."""
+    """Everything in a result file as a nested dict (root attributes at the top level).
+
+    Raises InputError for a missing or unreadable file, and for an HDF5 file that landscape
+    did not write (no ``landscape_version`` and ``command`` root attributes).
+    """
     try:
         with h5py.File(path, "r") as f:
-            return _read_group(f)
+            content = _read_group(f)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except OSError as e:
         raise InputError(f"{path}: not a readable HDF5 result file ({e})") from None
+    if not content.get("landscape_version") or not content.get("command"):
+        raise InputError(
+            f"{path}: an HDF5 file, but not a landscape result (it has no 'landscape_version' "
+            "and 'command' root attributes)"
+        )
+    return content
 
 
 def to_json(value: Any) -> Any:

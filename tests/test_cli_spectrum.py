@@ -98,3 +98,28 @@ def test_bad_option_values_exit_2(bad, tmp_path):
 def test_cupy_solver_without_cuda_exits_2(tmp_path):
     r = run_cli("spectrum", DEMO, *FAST, "--solver", "cupy", "-o", tmp_path / "x.h5")
     assert r.code == 2 and "cupy" in r.stderr.lower()
+
+
+def test_no_density_reports_no_lambda_min_anywhere(tmp_path):
+    out = tmp_path / "nd.h5"
+    r = run_cli("spectrum", DEMO, *FAST, "--no-density", "--json", "-o", out, "--no-plot")
+    assert r.code == 0, r.stderr
+    spec = r.json()["spectrum"]
+    assert "lambda_min" not in spec and "ratio" not in spec
+    with h5py.File(out) as f:
+        assert "lambda_min" not in f["spectrum"] and "ratio" not in f["spectrum"]
+        assert f["spectrum"].attrs["lambda_min_from"] == "none"
+    text = run_cli("spectrum", DEMO, *FAST, "--no-density", "-o", out, "--no-plot")
+    assert "lambda_min not estimated" in text.stdout and "min/max" not in text.stdout
+
+
+def test_top_k_above_p_is_exact_on_the_cli(tmp_path):
+    # layers.2 alone: 330 parameters, so --top-k 400 asks for more than there are
+    args = ["--params", "layers.2", "--top-k", "400", "--no-density", "--dtype", "float64"]
+    r = run_cli("spectrum", DEMO, "--max-samples", "200", *args, "--json", "--no-plot",
+                "-o", tmp_path / "x.h5")
+    assert r.code == 0, r.stderr
+    spec = r.json()["spectrum"]
+    assert spec["solver"] == "dense" and spec["lambda_min_from"] == "dense eigh (exact)"
+    assert spec["n_params"] == 330 and spec["matvecs"] == 330
+    assert spec["lambda_min"] <= spec["lambda_max"]

@@ -261,3 +261,42 @@ def test_many_random_byte_files_all_give_input_error(tmp_path):
         path.write_bytes(random.Random(seed).randbytes(1500))
         with pytest.raises(InputError):
             load_checkpoint(str(path))
+
+
+# --- issue 17: the refusal names the offending global, and says both when there are two kinds --
+
+
+class _System:
+    """Unpickles as os.system("true") (never run here: the loader must refuse first)."""
+
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+@pytest.mark.parametrize("writer", ["torch", "pickle"])
+def test_refusal_names_the_offending_global_not_the_tensor_machinery(writer, tmp_path):
+    path = str(tmp_path / "hidden.pt")
+    payload = {"weight": torch.zeros(2), "extra": {"note": _System()}}
+    if writer == "torch":
+        torch.save(payload, path)
+    else:
+        with open(path, "wb") as handle:
+            pickle.dump(payload, handle)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert f"would call {os.system.__module__}.system," in message  # posix.system on Linux
+    assert "OrderedDict" not in message and "_rebuild" not in message
+
+
+def test_module_with_a_system_call_is_described_as_both(tmp_path):
+    path = str(tmp_path / "both.pt")
+    model = nn.Linear(2, 2)
+    model.payload = _System()  # an attribute of the module, pickled with it
+    torch.save(model, path)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "pickled module" in message
+    assert f"would also call {os.system.__module__}.system" in message
+    assert "torch.nn.modules" not in message.split("would also call")[1]

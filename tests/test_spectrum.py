@@ -180,3 +180,65 @@ def test_mass_below_brackets_and_ignores_null_space_nodes():
 def test_bad_arguments_raise_input_error(mlp, bad):
     with pytest.raises(InputError):
         spectrum(mlp[0], **bad)
+
+
+# --- issue 17: λ_min is reported only when something estimated it -----------------------------
+
+
+def test_largest_without_density_reports_no_lambda_min(mlp):
+    p, exact = mlp
+    w = spectrum(p, top_k=4, tol=1e-8, density=False).whole
+    # the smallest of the top 4 is not λ_min (exact λ_min is far below it)
+    assert exact[-1] < w.eigenvalues.min() - 1e-3
+    assert w.lambda_min is None and w.ratio is None and w.lambda_min_from == "none"
+    spec = w.tree()["spectrum"]
+    assert spec["lambda_min"] is None and spec["ratio"] is None
+
+
+def test_density_gives_lambda_min_as_an_slq_upper_bound(mlp):
+    p, exact = mlp
+    w = spectrum(p, top_k=2, tol=1e-8, slq_runs=4, slq_steps=30).whole
+    assert w.lambda_min_from == "slq (upper bound)"
+    assert exact[-1] - 1e-9 <= w.lambda_min < exact[-1] + 0.05 * (exact[0] - exact[-1])
+    assert w.ratio == pytest.approx(abs(w.lambda_min / exact[0]), rel=1e-6)
+
+
+def test_top_k_above_p_gives_the_exact_spectrum_densely(mlp):
+    p, exact = mlp  # 57 parameters
+    w = spectrum(p, top_k=100, density=False).whole
+    assert w.solver == "dense" and w.eigenvalues.shape == (p.size,)
+    assert np.abs(w.eigenvalues - exact).max() < 1e-10 * np.abs(exact).max()
+    assert w.lambda_min == pytest.approx(exact[-1], rel=1e-8)
+    assert w.lambda_min_from == w.lambda_max_from == "dense eigh (exact)"
+    assert "bound" not in w.lambda_min_from and w.matvecs == p.size and w.converged
+
+
+def test_top_k_above_p_too_large_for_dense_is_refused():
+    x = torch.randn(20, 100, dtype=torch.float64)
+    y = torch.randn(20, 50, dtype=torch.float64)
+    p = Problem(nn.Linear(100, 50).double(), x, y, loss="mse", dtype=torch.float64)
+    assert p.size == 5050
+    with pytest.raises(InputError, match="--top-k 6000 is more than the 5050 parameters"):
+        spectrum(p, top_k=6000)
+
+
+def test_exhausted_slq_gives_an_exact_lambda_min():
+    p, exact = _quadratic()  # P = 40 < 100 steps: every SLQ run exhausts its Krylov space
+    w = spectrum(p, top_k=2, tol=1e-10, slq_runs=2).whole
+    assert w.lambda_min_from == "slq (exact: Krylov space exhausted)"
+    assert w.lambda_min == pytest.approx(exact[-1], rel=1e-8)
+
+
+def test_trace_and_negative_mass_carry_student_t_intervals(mlp):
+    p, exact = mlp
+    w = spectrum(p, top_k=1, tol=1e-8, slq_runs=10, slq_steps=30).whole
+    # 10 runs: the 95% half-width is t_{0.975, 9} = 2.2622 standard errors, not 1 or 1.96
+    lo, hi = w.trace_ci
+    assert (hi - w.trace) / w.trace_stderr == pytest.approx(2.2622, abs=1e-4)
+    assert (w.trace - lo) == pytest.approx(hi - w.trace)
+    assert w.negative_mass_stderr > 0
+    nlo, nhi = w.negative_mass_ci
+    assert 0 <= nlo <= w.negative_mass <= nhi <= 1
+    spec = w.tree()["spectrum"]
+    assert spec["trace_ci_high"] == hi and spec["negative_mass_ci_low"] == nlo
+    assert spec["attrs"]["confidence"] == 0.95

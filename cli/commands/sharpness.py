@@ -136,8 +136,8 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
         lines.append(f"  {name:<18}{value:>12.5g}")
     if len(r.random):
         lines.append(
-            f"  {'random':<18}{r.random.mean():>12.5g} ± {r.random.std():.3g} "
-            f"({len(r.random)} directions)"
+            f"  {'random':<18}{r.random.mean():>12.5g} mean, std {r.random.std():.3g} "
+            f"across {len(r.random)} directions (their spread, not an error bar)"
         )
     lines.append(
         f"gradient cosine with top-{len(r.eigenvalues)} eigenspace "

@@ -7,6 +7,7 @@ import click
 from landscape.analyses.spectrum import Spectrum, SpectrumResult
 from landscape.analyses.spectrum import spectrum as run_spectrum
 from landscape.curvature import CURVATURES
+from landscape.intervals import pm
 from landscape.linalg.eigsh import SOLVERS
 from landscape.linalg.lanczos import WHICH
 
@@ -22,20 +23,34 @@ def summary_lines(r: SpectrumResult, source: str) -> list[str]:
     """The human summary: what was computed, to what tolerance, and the scalars to quote."""
     w = r.whole
     state = "converged" if w.converged else "NOT converged"
+    which = "all, exact" if w.solver == "dense" else w.which
     lines = [
         f"{r.curvature} spectrum of {source} ({w.n_params} params)",
-        f"eigenvalues ({w.which}, {w.solver}, tol {w.tol:g}, {state}, max residual "
+        f"eigenvalues ({which}, {w.solver}, tol {w.tol:g}, {state}, max residual "
         f"{fmt(float(w.residuals.max()), 2)}): {_values(w)}",
-        f"lambda_max {fmt(w.lambda_max)} [{w.lambda_max_from}]   lambda_min "
-        f"{fmt(w.lambda_min)} [{w.lambda_min_from}]   |min/max| {fmt(w.ratio, 4)}",
     ]
+    if w.lambda_min is None:
+        lines.append(
+            f"lambda_max {fmt(w.lambda_max)} [{w.lambda_max_from}]   lambda_min not estimated "
+            f"(--which {w.which} without the density: use --which both, or drop --no-density)"
+        )
+    else:
+        lines.append(
+            f"lambda_max {fmt(w.lambda_max)} [{w.lambda_max_from}]   lambda_min "
+            f"{fmt(w.lambda_min)} [{w.lambda_min_from}]   |min/max| {fmt(w.ratio, 4)}"
+        )
     if w.density is not None:
         runs, steps = w.density.nodes.shape
         outliers = "n/a" if w.n_outliers is None else str(w.n_outliers)
+        lo, hi = w.negative_mass_ci
         lines += [
-            f"trace {fmt(w.trace)} ± {fmt(w.trace_stderr, 2)} (SLQ, {runs} runs x {steps} "
-            f"steps, sigma {fmt(w.density.sigma, 3)})",
-            f"negative mass {fmt(w.negative_mass, 4)}   bulk edge {fmt(w.bulk_edge, 4)}   "
+            f"trace {fmt(w.trace)} {pm(w.trace_ci[1] - w.trace, w.confidence)} (Student t over "
+            f"{runs} SLQ runs x {steps} steps, s.e. {fmt(w.trace_stderr, 2)}; for a tighter "
+            f"trace: landscape trace)",
+            f"negative mass {fmt(w.negative_mass, 4)} ({100 * w.confidence:g}% CI "
+            f"[{fmt(lo, 3)}, {fmt(hi, 3)}] over the {runs} runs, s.e. "
+            f"{fmt(w.negative_mass_stderr, 2)})   bulk edge {fmt(w.bulk_edge, 4)}   "
+            f"sigma {fmt(w.density.sigma, 3)}",
             f"outliers: {outliers} of the computed, ~{fmt(w.n_outliers_slq, 3)} by SLQ",
         ]
     if r.blocks:

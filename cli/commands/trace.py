@@ -7,6 +7,7 @@ import click
 from landscape.analyses.trace import METHODS, TraceAnalysis
 from landscape.analyses.trace import trace as run_trace
 from landscape.curvature import CURVATURES
+from landscape.intervals import pm
 
 from ..common import Session, analysis_options, fmt
 
@@ -36,22 +37,23 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
     pct = f"{100 * w.confidence:g}%"
     lines = [
         f"trace of the {r.curvature} ({w.method}, {n_params} params): {fmt(w.estimate)} "
-        f"± {fmt(w.ci_high - w.estimate, 3)} ({pct} CI [{fmt(w.ci_low)}, {fmt(w.ci_high)}], "
-        f"stderr {fmt(w.stderr, 3)})",
+        f"{pm(w.ci_high - w.estimate, w.confidence, 3)} [{fmt(w.ci_low)}, {fmt(w.ci_high)}], "
+        f"s.e. {fmt(w.stderr, 3)}",
         _stop_line(r, opts),
     ]
     if r.blocks:
-        lines.append(f"{'layer':<32}{'params':>10}{'trace':>14}{'± ' + pct:>12}{'stopped':>13}")
+        head = f"± ({pct} CI)"
+        lines.append(f"{'layer':<32}{'params':>10}{'trace':>14}{head:>14}{'stopped':>13}")
         for name, size, b in zip(r.block_names, r.block_sizes, r.blocks):
             e = b.result
             lines.append(
-                f"{name:<32}{size:>10d}{e.estimate:>14.6g}{e.ci_high - e.estimate:>12.3g}"
+                f"{name:<32}{size:>10d}{e.estimate:>14.6g}{e.ci_high - e.estimate:>14.3g}"
                 f"{e.stopped:>13}"
             )
         total, se = r.block_sum
         z = r.block_z
         lines.append(
-            f"sum of the layers {fmt(total)} ± {fmt(se, 3)} (stderr) vs whole model "
+            f"sum of the layers {fmt(total)} (s.e. {fmt(se, 3)}) vs whole model "
             f"{fmt(w.estimate)}: difference {z:+.2f} standard errors"
         )
     if r.diagonal is not None:

@@ -134,6 +134,13 @@ class GhostResult(Result):
         "ghost/tau_hessian": "2 / (v^T H v), the step where the quadratic model stops descending",
         "ghost/curve/tau": "distances along v",
         "ghost/curve/loss": "L(theta + tau v)",
+        "ghost/max_spread": "max_x spread(x), the spread of the critical sample",
+        "ghost/critical_sample": "index of the sample with the largest spread",
+        "ghost/quantile": "quantile of the spread used for rho_quantile",
+        "ghost/vhv": "v^T H v, the curvature along the unit direction v",
+        "ghost/loss": "whole-data-set mean loss at theta",
+        "ghost/slope": "g^T v, the directional derivative of the loss along v",
+        "ghost/n_classes": "logits per sample (classes C)",
     }
 
     @property

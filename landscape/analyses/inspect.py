@@ -35,6 +35,8 @@ class InspectResult(Result):
         "inspect/loss": "whole-data-set mean loss",
         "inspect/accuracy": "whole-data-set accuracy (classification only)",
         "inspect/grad_norm": "2-norm of the whole-data-set gradient",
+        "inspect/param_norm": "2-norm of all the parameters θ",
+        "inspect/layers/names": "parameter blocks (modules owning parameters) in θ's order",
         "inspect/layers/counts": "parameters per block",
         "inspect/layers/norms": "2-norm of each block's parameters",
         "inspect/layers/grad_norms": "2-norm of each block's gradient",

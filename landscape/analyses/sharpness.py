@@ -95,11 +95,29 @@ class SharpnessResult(Result):
         "sharpness/grad_cosines": "|cos| of the gradient with each top eigenvector",
         "sharpness/grad_cosine_topk": "||V_k^T g||/||g||, cosine with the top-k eigenspace",
         "sharpness/directional/random": "u^T C u/||u||^2 for each seeded Gaussian direction",
+        "sharpness/directional/random_mean": "mean of directional/random over the directions",
+        "sharpness/directional/random_std": "standard deviation of directional/random across "
+        "the directions (their spread, ddof=0; not an error bar of the mean)",
+        "sharpness/directional/gradient": "g^T C g/||g||^2 along the gradient g",
+        "sharpness/directional/top_eigenvector": "v^T C v along the top eigenvector "
+        "(= lambda_max up to the residual)",
+        "sharpness/directional/update": "u^T C u/||u||^2 along the training update (attr "
+        "update_source)",
+        "sharpness/directional/file": "u^T C u/||u||^2 along the direction read from a file",
+        "sharpness/loss": "whole-data-set mean loss at theta",
+        "sharpness/grad_norm": "2-norm of the whole-data-set gradient g",
+        "sharpness/lr": "learning rate of the edge-of-stability threshold",
+        "sharpness/momentum": "heavy-ball momentum beta of the threshold (2+2*beta)/lr",
         "sharpness/quadratic/steps": "t, multiples of the update",
         "sharpness/quadratic/true_loss": "L(theta + t u)",
         "sharpness/quadratic/model_loss": "L + t g.u + t^2/2 u^T C u",
         "sharpness/preconditioned/lambda_max": "lambda_max(P^-1/2 (C + wd I) P^-1/2), Adam's P",
         "sharpness/preconditioned/threshold": "(2+2*beta1)/((1-beta1)*lr)",
+        "sharpness/preconditioned/ratio": "preconditioned lambda_max / threshold; >= 1 is past "
+        "Adam's edge of stability",
+        "sharpness/preconditioned/lr": "Adam's learning rate used (--lr, else the state's)",
+        "sharpness/preconditioned/beta1": "Adam's beta1 from the optimizer state",
+        "sharpness/preconditioned/step": "Adam's step count from the optimizer state",
     }
 
     @property

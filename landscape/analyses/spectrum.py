@@ -19,11 +19,12 @@ import torch
 
 from ..curvature import make_operator
 from ..errors import InputError
-from ..linalg.eigsh import eigsh
+from ..intervals import CONFIDENCE, t_interval
+from ..linalg.eigsh import DENSE_LIMIT, dense_eigh, eigsh
 from ..linalg.lanczos import WHICH
 from ..linalg.slq import density as smooth_density
 from ..linalg.slq import slq
-from ..linalg.spectral_stats import bulk_edge, mass_below
+from ..linalg.spectral_stats import bulk_edge, mass_below_runs
 from ..problem import Problem, ProgressFn
 from ..results import Result
 
@@ -61,21 +62,27 @@ class Spectrum:
     n_params: int
     matvecs: int
     lambda_max: float
-    lambda_min: float
+    lambda_min: float | None
     lambda_max_from: str
     lambda_min_from: str
     eigenvectors: np.ndarray | None = None
     negative_mass: float | None = None
+    negative_mass_stderr: float | None = None
+    negative_mass_ci: tuple[float, float] | None = None
     bulk_edge: float | None = None
     n_outliers: int | None = None
     n_outliers_slq: float | None = None
     trace: float | None = None
     trace_stderr: float | None = None
+    trace_ci: tuple[float, float] | None = None
+    confidence: float = CONFIDENCE
     density: Density | None = None
 
     @property
-    def ratio(self) -> float:
-        """|λ_min / λ_max| (NaN when λ_max is 0)."""
+    def ratio(self) -> float | None:
+        """|λ_min / λ_max|; None without a λ_min estimate, NaN when λ_max is 0."""
+        if self.lambda_min is None:
+            return None
         return abs(self.lambda_min / self.lambda_max) if self.lambda_max != 0 else math.nan
 
     def tree(self) -> dict[str, Any]:
@@ -87,6 +94,12 @@ class Spectrum:
         for k in ("negative_mass", "bulk_edge", "n_outliers", "n_outliers_slq", "trace"):
             spec[k] = getattr(self, k)
         spec.update(trace_stderr=self.trace_stderr, converged=self.converged, tol=self.tol)
+        spec["negative_mass_stderr"] = self.negative_mass_stderr
+        for name, ci in (("trace", self.trace_ci), ("negative_mass", self.negative_mass_ci)):
+            if ci is not None:
+                spec[f"{name}_ci_low"], spec[f"{name}_ci_high"] = ci
+        if self.density is not None:
+            spec["attrs"] = {"confidence": self.confidence}
         spec.update(n_params=self.n_params, matvecs=self.matvecs, solver=self.solver)
         spec.update(which=self.which, lambda_max_from=self.lambda_max_from)
         spec["lambda_min_from"] = self.lambda_min_from
@@ -110,15 +123,28 @@ class SpectrumResult(Result):
         "spectrum/residuals": "relative residuals ||C x - λ x|| / max(|λ|, floor) (bounds)",
         "spectrum/eigenvectors": "unit eigenvectors (k, P), rows in eigenvalue order",
         "spectrum/lambda_max": "largest eigenvalue (source in attr lambda_max_from)",
-        "spectrum/lambda_min": "smallest eigenvalue (source in attr lambda_min_from)",
-        "spectrum/ratio": "|lambda_min / lambda_max|",
-        "spectrum/negative_mass": "SLQ mass below -sqrt(eps)·max|λ| (CMS-bracket midpoint)",
+        "spectrum/lambda_min": "smallest eigenvalue (source in attr lambda_min_from); absent "
+        "when nothing estimated it",
+        "spectrum/ratio": "|lambda_min / lambda_max| (absent without lambda_min)",
+        "spectrum/negative_mass": "SLQ mass below -sqrt(eps)·max|λ| (CMS-bracket midpoint), "
+        "mean over the SLQ runs",
+        "spectrum/negative_mass_stderr": "standard error of negative_mass over the SLQ runs",
+        "spectrum/negative_mass_ci_low": "lower end of the Student-t confidence interval of "
+        "negative_mass (level in attr confidence), clipped to [0, 1]",
+        "spectrum/negative_mass_ci_high": "upper end of the Student-t confidence interval of "
+        "negative_mass (level in attr confidence), clipped to [0, 1]",
         "spectrum/bulk_edge": "right edge of the density's bulk (see docs/spectrum.md)",
         "spectrum/n_outliers": "computed eigenvalues above the bulk edge (a lower bound)",
         "spectrum/n_outliers_slq": "P × SLQ mass above the bulk edge (an estimate)",
         "spectrum/trace": "SLQ trace estimate P · mean_r Σ_j w_rj θ_rj",
         "spectrum/trace_stderr": "standard error of the trace estimate over the SLQ runs",
+        "spectrum/trace_ci_low": "lower end of the Student-t confidence interval of the trace "
+        "over the SLQ runs (level in attr confidence)",
+        "spectrum/trace_ci_high": "upper end of the Student-t confidence interval of the trace "
+        "over the SLQ runs (level in attr confidence)",
         "spectrum/converged": "every wanted residual is <= tol",
+        "spectrum/tol": "relative residual every wanted eigenpair had to reach",
+        "spectrum/n_params": "parameters of this operator (its size P)",
         "spectrum/matvecs": "curvature-vector products spent on this operator",
         "density/grid": "points x of the smoothed density",
         "density/values": "Gaussian-smoothed SLQ density at grid, integrates to 1",
@@ -153,6 +179,57 @@ def _offset(progress: ProgressFn | None, start: int, total: int | None) -> Progr
     return lambda done, _t=None: progress(start + done, total)
 
 
+def _add_density(
+    s: Spectrum,
+    op: Any,
+    problem: Problem,
+    slq_runs: int,
+    slq_steps: int,
+    sigma: float | None,
+    seed: int,
+    top_known: bool,
+    bottom_known: bool,
+    progress: ProgressFn | None,
+) -> None:
+    """SLQ density, trace and negative mass, each statistic with its interval over the runs."""
+    P = s.n_params
+    done = op.matvecs
+    q = slq(
+        op,
+        runs=slq_runs,
+        steps=slq_steps,
+        seed=seed + 1,
+        progress=_offset(progress, done, done + slq_runs * min(slq_steps, P)),
+    )
+    grid, values, sig = smooth_density(q.nodes, q.weights, sigma=sigma)
+    s.density = Density(grid, values, q.nodes, q.weights, sig)
+    live = q.nodes[q.weights > 0]
+    # A run whose Krylov space was exhausted has the operator's eigenvalues as its nodes.
+    exhausted = (q.steps < min(slq_steps, P)) | (q.steps == P)
+    how = "slq (exact: Krylov space exhausted)" if exhausted.any() else None
+    # Ritz values lie inside [λ_min, λ_max]: an SLQ extreme node is a bound, not the value.
+    if not top_known and live.max() > s.lambda_max:
+        s.lambda_max, s.lambda_max_from = float(live.max()), how or "slq (lower bound)"
+    if not bottom_known:
+        low = float(live.min())
+        if how is None and low > float(s.eigenvalues.min()):
+            s.lambda_min = float(s.eigenvalues.min())
+            s.lambda_min_from = "eigensolver (upper bound)"
+        else:
+            s.lambda_min, s.lambda_min_from = low, how or "slq (upper bound)"
+    scale = max(abs(s.lambda_max), abs(s.lambda_min))
+    zero = math.sqrt(torch.finfo(problem.dtype).eps) * scale
+    mass = q.weights / q.weights.shape[0]
+    neg = t_interval(mass_below_runs(q.nodes, q.weights, -zero, zero, exhausted), s.confidence)
+    s.negative_mass, s.negative_mass_stderr = neg.mean, neg.stderr
+    s.negative_mass_ci = (max(neg.low, 0.0), min(neg.high, 1.0))
+    s.bulk_edge = bulk_edge(grid, values, P, sig)
+    s.n_outliers = int(np.sum(s.eigenvalues > s.bulk_edge)) if top_known else None
+    s.n_outliers_slq = float(P * mass[q.nodes > s.bulk_edge].sum())
+    tr = t_interval(P * np.sum(q.nodes * q.weights, axis=1), s.confidence)
+    s.trace, s.trace_stderr, s.trace_ci = q.trace_estimate, q.trace_stderr, (tr.low, tr.high)
+
+
 def _one(
     problem: Problem,
     top_k: int,
@@ -171,62 +248,53 @@ def _one(
 ) -> Spectrum:
     op = make_operator(problem, curvature, chunk=chunk, seed=seed)
     P = problem.size
-    eig = eigsh(
-        op,
-        k=min(top_k, P),
-        which=which,
-        tol=tol,
-        seed=seed,
-        solver=solver,
-        return_vectors=save_eigenvectors,
-        progress=_offset(progress, 0, None),
-    )
+    wanted = 2 * top_k if which == "both" else top_k
+    if wanted >= P and P <= DENSE_LIMIT:  # every eigenvalue is wanted: form C and eigh it
+        eig = dense_eigh(op, save_eigenvectors, progress=_offset(progress, 0, P))
+        which_done = "all"
+    elif top_k > P:
+        raise InputError(
+            f"--top-k {top_k} is more than the {P} parameters (the exact spectrum is computed "
+            f"densely only up to {DENSE_LIMIT} parameters): use --top-k {P} or less"
+        )
+    else:
+        eig = eigsh(
+            op,
+            k=top_k,
+            which=which,
+            tol=tol,
+            seed=seed,
+            solver=solver,
+            return_vectors=save_eigenvectors,
+            progress=_offset(progress, 0, None),
+        )
+        which_done = which
     lam = np.asarray(eig.eigenvalues, dtype=np.float64)
     vectors = None if eig.eigenvectors is None else eig.eigenvectors.double().cpu().numpy()
-    top_known, bottom_known = which in ("largest", "both"), which in ("smallest", "both")
-    if which == "magnitude":
+    exact = which_done == "all"
+    top_known = exact or which in ("largest", "both")
+    bottom_known = exact or which in ("smallest", "both")
+    if which_done == "magnitude":  # the k largest |λ| reach an end only where they hold its sign
         top_known, bottom_known = lam.max() > 0, lam.min() < 0
+    source = "dense eigh (exact)" if exact else "eigensolver"
     s = Spectrum(
         eigenvalues=lam,
         residuals=np.asarray(eig.residuals),
-        converged=bool(eig.converged),
+        converged=bool(np.all(np.asarray(eig.residuals) <= tol)) if exact else eig.converged,
         solver=eig.solver,
         which=which,
         tol=tol,
         n_params=P,
         matvecs=0,
         lambda_max=float(lam.max()),
-        lambda_min=float(lam.min()),
+        lambda_min=float(lam.min()) if bottom_known else None,
         eigenvectors=vectors,
-        lambda_max_from="eigensolver" if top_known else "eigensolver (lower bound)",
-        lambda_min_from="eigensolver" if bottom_known else "eigensolver (upper bound)",
+        lambda_max_from=source if top_known else "eigensolver (lower bound)",
+        lambda_min_from=source if bottom_known else "none",
     )
     if density:
-        done = op.matvecs
-        q = slq(
-            op,
-            runs=slq_runs,
-            steps=slq_steps,
-            seed=seed + 1,
-            progress=_offset(progress, done, done + slq_runs * min(slq_steps, P)),
-        )
-        grid, values, sig = smooth_density(q.nodes, q.weights, sigma=sigma)
-        s.density = Density(grid, values, q.nodes, q.weights, sig)
-        live = q.nodes[q.weights > 0]
-        # Ritz values lie inside [λ_min, λ_max]: an SLQ extreme node is a bound, not the value.
-        if not top_known and live.max() > s.lambda_max:
-            s.lambda_max, s.lambda_max_from = float(live.max()), "slq (lower bound)"
-        if not bottom_known and live.min() < s.lambda_min:
-            s.lambda_min, s.lambda_min_from = float(live.min()), "slq (upper bound)"
-        scale = max(abs(s.lambda_max), abs(s.lambda_min))
-        zero = math.sqrt(torch.finfo(problem.dtype).eps) * scale
-        mass = q.weights / q.weights.shape[0]
-        exact = (q.steps < min(slq_steps, P)) | (q.steps == P)
-        s.negative_mass = mass_below(q.nodes, q.weights, -zero, zero, exact)
-        s.bulk_edge = bulk_edge(grid, values, P, sig)
-        s.n_outliers = int(np.sum(lam > s.bulk_edge)) if top_known else None
-        s.n_outliers_slq = float(P * mass[q.nodes > s.bulk_edge].sum())
-        s.trace, s.trace_stderr = q.trace_estimate, q.trace_stderr
+        _add_density(s, op, problem, slq_runs, slq_steps, sigma, seed, top_known, bottom_known,
+                     progress)
     s.matvecs = op.matvecs
     return s
 

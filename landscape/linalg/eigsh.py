@@ -26,10 +26,11 @@ from landscape.linalg.lanczos import (
 )
 from landscape.linalg.operator import SymmetricOperator, as_numpy_linear_operator
 
-__all__ = ["eigsh", "SOLVERS"]
+__all__ = ["eigsh", "dense_eigh", "SOLVERS", "DENSE_LIMIT"]
 
 SOLVERS = ("lanczos", "scipy", "cupy")
 _ARPACK_WHICH = {"largest": "LA", "smallest": "SA", "both": "BE", "magnitude": "LM"}
+DENSE_LIMIT = 4096  # the most parameters for which the whole matrix is formed (128 MiB float64)
 
 
 def eigsh(
@@ -91,6 +92,35 @@ def _dense(op: SymmetricOperator, k: int, which: str, tol: float, return_vectors
     X = torch.from_numpy(np.ascontiguousarray(U.T))
     return _finish(op, theta, X, k, which, tol, op.matvecs - before, op.size,
                    return_vectors, solver)
+
+
+def dense_eigh(op: SymmetricOperator, return_vectors: bool = False, chunk: int = 256,
+               progress: Progress | None = None) -> EigResult:
+    """Every eigenpair of ``op``: A = op(I) from P products (``chunk`` rows at a time), then
+    ``numpy.linalg.eigh`` of (A + Aᵀ)/2 in float64. Eigenvalues descending; residuals are the
+    true ||A x - θ x|| / max(|θ|, floor) on the formed matrix (no further products)."""
+    P = int(op.size)
+    if P > DENSE_LIMIT:
+        raise InputError(f"the dense eigendecomposition is limited to {DENSE_LIMIT} parameters, "
+                         f"this operator has {P}")
+    before = op.matvecs
+    rows = []
+    for i in range(0, P, chunk):
+        k = min(chunk, P - i)
+        E = torch.zeros(k, P, dtype=op.dtype, device=op.device)
+        E[torch.arange(k), torch.arange(i, i + k)] = 1
+        rows.append(op(E).double().cpu().numpy())
+        if progress is not None:
+            progress(i + k, P)
+    A = np.concatenate(rows)
+    A = (A + A.T) / 2
+    theta, U = np.linalg.eigh(A)
+    theta, U = theta[::-1].copy(), np.ascontiguousarray(U[:, ::-1])
+    res_abs = np.linalg.norm(A @ U - U * theta, axis=0)
+    res = relative_residuals(res_abs, theta, op.dtype)
+    X = torch.from_numpy(np.ascontiguousarray(U.T)).to(op.dtype) if return_vectors else None
+    return EigResult(eigenvalues=theta, residuals=res, eigenvectors=X,
+                     matvecs=op.matvecs - before, steps=P, converged=True, solver="dense")
 
 
 def _scipy(op: SymmetricOperator, k: int, which: str, tol: float, seed: int,

@@ -27,11 +27,23 @@ def mass_below(
     zero: float = 0.0,
     exact: np.ndarray | None = None,
 ) -> float:
-    """SLQ estimate of the spectral mass below x < 0, averaged over runs. Per run the midpoint of
+    """The mean over runs of :func:`mass_below_runs`."""
+    return float(np.mean(mass_below_runs(nodes, weights, x, zero, exact)))
+
+
+def mass_below_runs(
+    nodes: np.ndarray,
+    weights: np.ndarray,
+    x: float,
+    zero: float = 0.0,
+    exact: np.ndarray | None = None,
+) -> np.ndarray:
+    """SLQ estimates of the spectral mass below x < 0, one per run: the midpoint of
     the Chebyshev-Markov-Stieltjes bracket [S - w_k, S + w_(k+1)] (Golub & Meurant 2010, 6.3),
     S the weight of the nodes < x, w_k the last of them, w_(k+1) the next node's unless that
     node is numerically zero (|θ| <= zero: it stands for the null space); S alone for ``exact``
-    runs (Krylov space exhausted, so the quadrature is the run's true measure)."""
+    runs (Krylov space exhausted, so the quadrature is the run's true measure). One value per
+    run, so their spread gives the estimate's uncertainty."""
     out = []
     for r, (q, w) in enumerate(zip(nodes, weights)):
         order = np.argsort(q[w > 0], kind="stable")
@@ -42,4 +54,4 @@ def mass_below(
             above = w[k] if k < w.size and abs(q[k]) > zero else 0.0
             below += (above - (w[k - 1] if k > 0 else 0.0)) / 2
         out.append(below)
-    return float(np.mean(out))
+    return np.asarray(out, dtype=np.float64)

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from landscape.errors import InputError
 from landscape.loading.imports import one_line
-from landscape.loading.pickles import looks_like_module, pickle_globals
+from landscape.loading.pickles import offending_globals, pickle_globals
 from landscape.loading.state_dicts import load_into, match_keys
 
 __all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "load_into", "match_keys"]
@@ -118,15 +118,24 @@ def _load_safetensors(path: str, sha: str) -> Checkpoint:
 def _refused(path: str, exc: Exception) -> InputError:
     """Explain why weights-only unpickling refused ``path``, without running anything."""
     globals_ = pickle_globals(path)
-    if globals_ and looks_like_module(globals_):
+    module, unsafe = offending_globals(globals_ or [])
+    shown = ", ".join(unsafe[:3]) + (f" (and {len(unsafe) - 3} more)" if len(unsafe) > 3 else "")
+    if module and unsafe:
+        return InputError(
+            f"{path} is a pickled module/TorchScript archive, and unpickling it would also call "
+            f"{shown}, which can run arbitrary code; not loaded (pass --trust-checkpoint only "
+            "if you trust its source)"
+        )
+    if module:
         return InputError(f"{path} is a pickled module/TorchScript archive; {_TRUST_HINT}")
-    if globals_:
-        shown = ", ".join(globals_[:3])
+    if unsafe:
         return InputError(
             f"{path}: refused by weights-only loading: unpickling it would call {shown}, "
             "which can run arbitrary code; not loaded (pass --trust-checkpoint only if you "
             "trust its source)"
         )
+    if globals_:  # only allowed globals, yet refused: quote torch's reason
+        return InputError(f"{path}: refused by weights-only loading ({one_line(exc)})")
     return InputError(f"{path}: not a PyTorch checkpoint (corrupt, truncated or another format)")
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from . import source_name
+
 
 def _mark(ax: Any, x: Any, top: float, **kw: Any) -> None:
     if x is not None and math.isfinite(float(x)) and 0 < float(x) <= top:
@@ -59,7 +61,7 @@ def plot(content: dict[str, Any], path: str) -> None:
     bx.set_ylabel("samples")
     bx.set_title(f"per-sample logit-slope spread ({len(spread)} samples)", fontsize=10)
     bx.legend(fontsize=8)
-    fig.suptitle(f"ghost-of-softmax radius, {content.get('model', '')}")
+    fig.suptitle(f"ghost-of-softmax radius, {source_name(content)} ({content.get('model', '')})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from . import source_name
+
 
 def _bars(ax: Any, g: dict[str, Any]) -> None:
     d = g.get("directional", {})
@@ -13,7 +15,7 @@ def _bars(ax: Any, g: dict[str, Any]) -> None:
     values = [float(d[n]) for n in names]
     errors = [0.0] * len(names)
     if "random_mean" in d:
-        names.append(f"random (n={np.size(d['random'])})")
+        names.append(f"random (mean of {np.size(d['random'])};\nbar: std across them)")
         values.append(float(d["random_mean"]))
         errors.append(float(d["random_std"]))
     y = np.arange(len(names))
@@ -68,7 +70,10 @@ def plot(content: dict[str, Any], path: str) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     _bars(axes[0], g)
     _quadratic(axes[1], g)
-    fig.suptitle(f"sharpness of {content.get('model', '')}  ({content.get('curvature', '')})")
+    fig.suptitle(
+        f"sharpness of {source_name(content)} ({content.get('model', '')}, "
+        f"{content.get('curvature', '')})"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from . import source_name
+
 
 def _history(ax: Any, t: dict[str, Any]) -> None:
     h = t["history"]
@@ -30,9 +32,8 @@ def _history(ax: Any, t: dict[str, Any]) -> None:
         if x.max() / max(x.min(), 1) > 20:
             ax.set_xscale("log")
     else:
-        ax.errorbar(
-            x, y, yerr=half, fmt="o", color="tab:blue", capsize=6, label=f"estimate ± {pct}"
-        )
+        _one_run(ax, t, pct)
+        return
     est = float(t["estimate"])
     ax.axhline(est, color="0.3", ls="--", lw=1, label=f"final {est:.5g}")
     if "rtol" in t:
@@ -47,11 +48,44 @@ def _history(ax: Any, t: dict[str, Any]) -> None:
             )
     ax.set_xlabel("matvecs spent")
     ax.set_ylabel(f"tr({t.get('curvature', 'C')})")
-    title = f"{t['method']}: {est:.5g} ± {float(t['ci_high']) - est:.3g}  (stopped: {t['stopped']})"
+    title = _title(t, pct)
     if "rtol" in t:
         title += f", rtol {float(t['rtol']):g}"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+
+
+def _title(t: dict[str, Any], pct: str) -> str:
+    est = float(t["estimate"])
+    half = float(t["ci_high"]) - est
+    return f"{t['method']}: {est:.5g} ± {half:.3g} ({pct} CI)  (stopped: {t['stopped']})"
+
+
+def _one_run(ax: Any, t: dict[str, Any], pct: str) -> None:
+    """One run (no history to draw): its per-probe estimates, whose mean is the estimate,
+    with the estimate's confidence band."""
+    est, low, high = float(t["estimate"]), float(t["ci_low"]), float(t["ci_high"])
+    samples = np.atleast_1d(np.asarray(t.get("samples", []), dtype=float))
+    matvecs = int(np.atleast_1d(t["history"]["matvecs"])[-1])
+    if samples.size:
+        idx = np.arange(1, samples.size + 1)
+        ax.plot(idx, samples, "o", ms=3, color="0.45", alpha=0.8,
+                label=f"per-probe estimates ({samples.size})")
+        ax.set_xlim(0, samples.size + 1)
+        ax.set_xlabel(f"probe (one run, {matvecs} matvecs)")
+    else:
+        ax.set_xticks([])
+        ax.set_xlabel(f"exact: {matvecs} unit vectors")
+    if high > low:
+        ax.axhspan(low, high, color="tab:blue", alpha=0.3, lw=0,
+                   label=f"{pct} CI of the estimate [{low:.4g}, {high:.4g}]")
+    ax.axhline(est, color="tab:blue", lw=1.5, label=f"estimate {est:.5g} (their mean)")
+    ax.set_ylabel(f"tr({t.get('curvature', 'C')})")
+    ax.set_title(_title(t, pct), fontsize=10)
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top + 0.4 * (top - bottom))  # room for the legend above the points
+    ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
 
 
@@ -62,7 +96,10 @@ def _layers(ax: Any, content: dict[str, Any]) -> None:
     est = np.array([float(blocks[n]["trace"]["estimate"]) for n in names])
     half = np.array([float(blocks[n]["trace"]["ci_high"]) - e for n, e in zip(names, est)])
     pos = np.arange(len(names))
-    ax.bar(pos, est, yerr=half, capsize=4, color="tab:orange", edgecolor="0.2", lw=0.5)
+    pct = f"{100 * float(t['confidence']):g}%"
+    ax.bar(pos, est, yerr=half, capsize=4, color="tab:orange", edgecolor="0.2", lw=0.5,
+           label=f"block trace, bars: {pct} CI")
+    ax.legend(fontsize=8)
     ax.axhline(0, color="0.2", lw=0.8)
     ax.set_xticks(pos)
     ax.set_xticklabels(
@@ -73,7 +110,7 @@ def _layers(ax: Any, content: dict[str, Any]) -> None:
     )
     pl = t["per_layer"]
     ax.set_title(
-        f"per layer: sum {float(pl['sum']):.5g} ± {float(pl['sum_stderr']):.2g} "
+        f"per layer: sum {float(pl['sum']):.5g} (s.e. {float(pl['sum_stderr']):.2g}) "
         f"(z = {float(pl['z']):+.2f} vs whole)",
         fontsize=10,
     )
@@ -93,7 +130,7 @@ def _diagonal(ax: Any, t: dict[str, Any]) -> None:
         alpha=0.25,
         lw=0,
         step="mid",
-        label="± 2 stderr",
+        label="± 2 s.e.",
     )
     ax.plot(idx, d, color="tab:green", lw=0.8, drawstyle="steps-mid", label="diag estimate")
     ax.set_xlabel("parameter index (θ order)")
@@ -119,7 +156,8 @@ def plot(content: dict[str, Any], path: str) -> None:
     for ax, panel in zip(axes[0], panels):
         panel(ax, content if panel is _layers else t)
     fig.suptitle(
-        f"{content.get('model', '')} · {content.get('n_params', '')} params · "
+        f"trace of {source_name(content)} ({content.get('model', '')}) · "
+        f"{content.get('n_params', '')} params · "
         f"{content.get('matvecs', '')} matvecs in all",
         fontsize=10,
     )
