@@ -121,6 +121,15 @@ RUN_OPTIONS = [
 ]
 
 
+VERIFY_OPTION = click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="first check the curvature products on two random probes: symmetry and a central "
+    "difference of the gradient (2 products and 2 gradients; stored in the result).",
+)
+
+
 def analysis_options(f: Callable) -> Callable:
     """Decorate a click command with every shared option of DESIGN.md."""
     for opt in reversed(DATA_OPTIONS + RUN_OPTIONS):
@@ -191,6 +200,17 @@ class Session:
             echo_err(f"landscape: note: {flagify(note)}")
         self._noted = len(notes)
 
+    def verify(self, problem: Problem, curvature: str = "hessian") -> None:
+        """With ``--verify`` (the default), check the operator before the analysis; a warning
+        when it looks wrong, and both defects go into the result file."""
+        if not self.opts.get("verify", True):
+            return
+        from landscape.verify import verify
+
+        self.verification = verify(problem, curvature, seed=self.opts.get("seed") or 0)
+        if not self.verification.ok and distributed.is_main():
+            echo_err(f"landscape: warning: {self.verification.message()}")
+
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
         return Progress(label, unit, enabled=distributed.is_main())
 
@@ -200,6 +220,9 @@ class Session:
         if problem is not None:
             extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
             extra.setdefault("world_size", distributed.world_size())
+        check = getattr(self, "verification", None)
+        if check is not None:
+            extra.update(verify_symmetry=check.symmetry, verify_fd_gap=check.fd_gap)
         return RunInfo(
             command=self.command,
             seed=self.opts.get("seed") or 0,

@@ -7,7 +7,7 @@ import click
 from landscape import steps
 from landscape.analyses.ghost import ghost as run_ghost
 
-from ..common import Session, analysis_options, fmt
+from ..common import VERIFY_OPTION, Session, analysis_options, fmt
 from .sharpness import OPTIMIZER_OPTION
 
 
@@ -38,6 +38,7 @@ from .sharpness import OPTIMIZER_OPTION
 )
 @click.option("--no-adam", is_flag=True, help="ignore the checkpoint's optimizer state.")
 @OPTIMIZER_OPTION
+@VERIFY_OPTION
 @analysis_options
 def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """How long a step CKPT can take before the softmax's complex zeros get in the way.
@@ -53,6 +54,7 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """
     s = Session("ghost", opts)
     p = s.open(ckpt)
+    s.verify(p, "hessian")
     update, _ = steps.update(
         p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"],
         optimizer_order=opts["optimizer_order"],

@@ -8,7 +8,7 @@ from landscape import steps
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness as run_sharpness
 
-from ..common import Session, analysis_options, fmt
+from ..common import VERIFY_OPTION, Session, analysis_options, fmt
 
 _KIND_OPTION = click.option(
     "--optimizer",
@@ -79,6 +79,7 @@ def OPTIMIZER_OPTION(f):  # noqa: N802 - used as a decorator like the click opti
 )
 @click.option("--max-steps", type=click.IntRange(min=1), help="most Lanczos steps.")
 @OPTIMIZER_OPTION
+@VERIFY_OPTION
 @analysis_options
 def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """How sharp CKPT is, overall and along the directions training takes.
@@ -93,6 +94,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
     """
     s = Session("sharpness", opts)
     p = s.open(ckpt)
+    s.verify(p, opts["curvature"])
     update, adam = steps.update(
         p, next_ckpt, lr=opts["lr"], use_optimizer=not opts["no_adam"], optimizer=opts["optimizer"],
         optimizer_order=opts["optimizer_order"],

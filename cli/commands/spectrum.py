@@ -11,7 +11,7 @@ from landscape.intervals import pm
 from landscape.linalg.eigsh import SOLVERS
 from landscape.linalg.lanczos import WHICH
 
-from ..common import Session, analysis_options, echo_err, fmt
+from ..common import VERIFY_OPTION, Session, analysis_options, echo_err, fmt
 
 
 def _values(s: Spectrum, n: int = 10) -> str:
@@ -130,6 +130,7 @@ def summary_lines(r: SpectrumResult, source: str) -> list[str]:
     type=click.IntRange(min=1),
     help="probe vectors per vmap call (lower it to save memory).",
 )
+@VERIFY_OPTION
 @analysis_options
 def spectrum(ckpt: str, **opts) -> None:
     """Top eigenvalues and spectral density of the loss curvature at CKPT.
@@ -141,6 +142,7 @@ def spectrum(ckpt: str, **opts) -> None:
     """
     s = Session("spectrum", opts)
     problem = s.open(ckpt)
+    s.verify(problem, opts["curvature"])
     bar = s.progress("spectrum")
     try:
         result = run_spectrum(

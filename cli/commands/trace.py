@@ -9,7 +9,7 @@ from landscape.analyses.trace import trace as run_trace
 from landscape.curvature import CURVATURES
 from landscape.intervals import pm
 
-from ..common import Session, analysis_options, fmt
+from ..common import VERIFY_OPTION, Session, analysis_options, fmt
 
 
 def _stop_line(r: TraceAnalysis, opts: dict) -> str:
@@ -113,6 +113,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
 @click.option(
     "--chunk", type=click.IntRange(min=1), metavar="K", help="vmap at most K probes at once."
 )
+@VERIFY_OPTION
 @analysis_options
 def trace(
     ckpt: str,
@@ -137,6 +138,7 @@ def trace(
     """
     s = Session("trace", opts)
     problem = s.open(ckpt)
+    s.verify(problem, curvature)
     bar = s.progress("trace")
     try:
         result = run_trace(
