@@ -80,7 +80,8 @@ def evaluate_rule(rule: Rule, summary: dict[str, Any], baseline: dict[str, Any] 
     value = number(summary, rule.metric, rule.text)
     b = None
     if rule.uses_baseline:
-        rule.threshold(baseline=None if baseline is None else 0.0)  # no file: a clear error
+        if baseline is None:
+            rule.threshold(None)  # no file: a clear error
         b = number(baseline or {}, rule.metric, rule.text, where="the baseline")
     t = rule.threshold(b)
     sign = 1.0 if rule.op in ("<", "<=") else -1.0

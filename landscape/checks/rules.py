@@ -121,7 +121,8 @@ def _eval(node: Any, b: Dual) -> Dual:
     if node[0] == "neg":
         return Dual(0.0) - _eval(node[1], b)
     left, right = _eval(node[1], b), _eval(node[2], b)
-    return {"+": left + right, "-": left - right, "*": left * right, "/": left / right}[node[0]]
+    op = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+    return op[node[0]](left, right)
 
 
 def _uses_baseline(node: Any) -> bool:
