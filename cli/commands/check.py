@@ -86,8 +86,13 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
 
     Each analysis a rule names runs once. A rule on an estimate with a standard error (the
     trace) fails only when it misses by more than the combined confidence interval of the
-    value and the baseline. Per-analysis options come from the config, e.g. in landscape.toml:
-    [check] rules = ["trace.estimate <= 1.2 * baseline"]  trace = {probes = 50}
+    value and the baseline. Rules and per-analysis options may come from the config:
+
+    \b
+      [check]                                    # landscape.toml or --config FILE
+      rules = ["trace.estimate <= 1.2 * baseline"]
+      trace = {probes = 50}
+      spectrum = {top-k = 3}
 
     \b
     Example:
