@@ -4,6 +4,7 @@ single-checkpoint commands, ordered by the stored step, resumed after an interru
 import csv
 import math
 import os
+import sys
 
 import h5py
 import numpy as np
@@ -134,8 +135,23 @@ def test_track_bad_input_exits_2(run_dir, monkeypatch):
     assert r.code == 2 and "no checkpoint matches" in r.stderr
     r = run_cli("track", "*.pt", "--metrics", "eos_ratio", *FAST)
     assert r.code == 2 and "--lr" in r.stderr
-    try:
-        import tensorboard  # noqa: F401
-    except ImportError:
-        r = run_cli("track", "*.pt", "--tensorboard", "tb")
-        assert r.code == 2 and 'pip install "landscape[tensorboard]"' in r.stderr
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    r = run_cli("track", "*.pt", "--tensorboard", "tb")
+    assert r.code == 2 and 'pip install "landscape[tensorboard]"' in r.stderr
+
+
+def test_tensorboard_scalars(run_dir, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(run_dir)
+    r = run_cli("track", "*.pt", *FAST, "--metrics", "loss,grad_norm", "-o", "tb.h5",
+                "--no-plot", "--tensorboard", "tb")
+    assert r.code == 0, r.stderr
+    events = EventAccumulator("tb")
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == {"landscape/loss", "landscape/grad_norm"}
+    loss = events.Scalars("landscape/loss")
+    with h5py.File("tb.h5") as f:
+        assert [e.step for e in loss] == [0, 4, 8]
+        assert [e.value for e in loss] == pytest.approx(list(f["track/loss"][()]), rel=1e-6)
