@@ -161,3 +161,36 @@ def test_baseline_same_passes_scaled_fails_seeds_within_error_bars(tmp_path, mon
         assert f["trace/estimate"][()] == pytest.approx(b["estimate"])
         assert list(f["check/passed"][()]) == [True] and f.attrs["command"] == "check"
     assert json.loads(same.stdout)["passed"] is True
+
+
+def test_each_needed_analysis_runs_once_with_table_options(tmp_path, monkeypatch):
+    from landscape.analyses import suite
+
+    monkeypatch.chdir(tmp_path)
+    demo_b = DEMO.replace("demo_a", "demo_b")
+    (tmp_path / "landscape.toml").write_text(
+        "[check]\nlmc = {points = 5}\nsharpness = {top-k = 1, n-random = 0}\n")
+    calls = []
+    real = suite._one
+    monkeypatch.setattr(suite, "_one", lambda name, *a: calls.append(name) or real(name, *a))
+    r = run_cli("check", DEMO, *FAST, "--against", demo_b, "--lr", "0.01", "--json", "-o", "x.h5",
+                "--rule", "lmc.barrier_loss < 10", "--rule", "lmc.barrier_loss_mean < 10",
+                "--rule", "sharpness.eos_ratio < 1", "--rule", "sharpness.eigenvalues.0 > 0")
+    assert r.code == 0, r.stderr
+    assert calls == ["sharpness", "lmc"]  # each once, nothing else
+    s = r.json()["results"]
+    assert len(s["lmc"]["alpha"]) == 5 and len(s["sharpness"]["eigenvalues"]) == 1
+    assert s["sharpness"]["eos_ratio"] == pytest.approx(s["sharpness"]["lambda_max"] * 0.01 / 2)
+    calls.clear()
+    two = run_cli("check", DEMO, demo_b, *FAST, "--rule", "inspect.accuracy > 0.5", "--junit",
+                  "two.xml", "-o", "two.h5")
+    assert two.code == 0 and calls == ["inspect", "inspect"], two.stderr
+    cases = list(ET.parse("two.xml").getroot().iter("testcase"))
+    assert [os.path.basename(c.get("file")) for c in cases] == ["demo_a.pt", "demo_b.pt"]
+    import h5py
+
+    with h5py.File("two.h5") as f:
+        assert "inspect/loss" in f and "others/1/inspect/loss" in f
+    (tmp_path / "landscape.toml").write_text("[check]\ntrace = {prob = 3}\n")
+    bad = run_cli("check", DEMO, *FAST, "--rule", "trace.estimate < 1")
+    assert bad.code == 2 and "trace has no option 'prob'" in bad.stderr
