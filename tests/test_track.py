@@ -155,3 +155,31 @@ def test_tensorboard_scalars(run_dir, monkeypatch):
     with h5py.File("tb.h5") as f:
         assert [e.step for e in loss] == [0, 4, 8]
         assert [e.value for e in loss] == pytest.approx(list(f["track/loss"][()]), rel=1e-6)
+
+
+def test_killed_track_command_resumes_to_the_same_rows(run_dir, monkeypatch):
+    import signal
+    import subprocess
+    import time
+
+    monkeypatch.chdir(run_dir)
+    args = ["track", "*.pt", *FAST, "--probes", "8", "--metrics", "loss,lambda_max,trace,ghost",
+            "--no-plot"]
+    assert run_cli(*args, "-o", "whole.h5").code == 0
+    cmd = [sys.executable, "-c", "import sys; from landscape_cli.main import entry; entry()",
+           *args, "-o", "killed.h5"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists("killed.h5") and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    with h5py.File("killed.h5") as f:
+        rows = len(f["track/step"])
+    print(f"interrupted after {rows} of 3 rows, exit {proc.returncode}")
+    if rows < 3:  # stopped between checkpoints, as intended (else it had already finished)
+        assert proc.returncode == 130 and "the same command resumes" in err, err
+    assert run_cli(*args, "-o", "killed.h5").code == 0
+    with h5py.File("whole.h5") as a, h5py.File("killed.h5") as b:
+        for k in ("step", "loss", "lambda_max", "trace", "trace_stderr", "ghost_radius"):
+            np.testing.assert_array_equal(a["track"][k][()], b["track"][k][()])

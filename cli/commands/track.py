@@ -70,8 +70,8 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
     oo = {k: v for k, v in open_options(opts).items() if k != "seed"}
     bar = s.progress("track", "checkpoints")
 
-    def run_info(partial: tr.TrackResult):
-        run = s.run_info(None, matvecs=partial.matvecs, curvature="hessian")
+    def run_info(partial: tr.TrackResult, problem):
+        run = s.run_info(problem, matvecs=partial.matvecs, curvature="hessian")
         run.checkpoints = [{"path": os.path.abspath(p), "sha256": h}
                            for p, h in zip(partial.checkpoints, partial.sha256)]
         return run
@@ -80,6 +80,10 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
         result = tr.track(paths, names, lr=lr, optimizer=optimizer, top_k=top_k, method=method,
                           probes=probes, seed=opts.get("seed") or 0, open_options=oo, out=out,
                           run_info=run_info, progress=bar)
+    except KeyboardInterrupt:
+        bar.close()
+        echo_err(f"interrupted: {out} keeps the checkpoints done so far; the same command resumes")
+        raise click.exceptions.Exit(130) from None
     finally:
         bar.close()
     content = read_result(out)

@@ -167,14 +167,15 @@ def track(
     seed: int = 0,
     open_options: dict[str, Any] | None = None,
     out: str | None = None,
-    run_info: Callable[[TrackResult], RunInfo] | None = None,
+    run_info: Callable[[TrackResult, Problem], RunInfo] | None = None,
     progress: ProgressFn | None = None,
 ) -> TrackResult:
     """One row per checkpoint of a training run (see the module docstring).
 
     ``open_options`` go to ``landscape.open`` for every checkpoint. With ``out``, the file is
-    rewritten (atomically) after every row and an existing one is resumed; ``run_info(result)``
-    gives its provenance. ``progress(rows done, rows)`` is called after each row.
+    rewritten (atomically) after every row and an existing one is resumed; ``run_info(result,
+    problem)`` gives its provenance (``problem``: the last checkpoint's). ``progress(rows done,
+    rows)`` is called after each row.
     """
     from ..session import open as open_problem
 
@@ -207,7 +208,8 @@ def track(
             result.threshold = threshold(problem, lr, optimizer)
         if out:
             partial = _prefix(result, i + 1)
-            write_result(out, partial, run_info(partial) if run_info else RunInfo("track"))
+            run = run_info(partial, problem) if run_info else RunInfo("track", seed=seed)
+            write_result(out, partial, run)
         if progress is not None:
             progress(i + 1, total)
     return result
