@@ -64,3 +64,8 @@ def default_map(argv: list[str], commands: list[str]) -> dict[str, dict[str, Any
             out[name].update(shared)
             out[name].update(_norm(own if isinstance(own, dict) else {}))
     return out
+
+
+# Keys a command's table may hold besides its options: `check` reads its rules and one table of
+# options per analysis itself (cli/commands/check.py), so a check for unknown keys lets them by.
+TABLE_KEYS = {"check": {"rules", "inspect", "spectrum", "trace", "sharpness", "ghost", "lmc"}}

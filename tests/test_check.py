@@ -194,3 +194,17 @@ def test_each_needed_analysis_runs_once_with_table_options(tmp_path, monkeypatch
     (tmp_path / "landscape.toml").write_text("[check]\ntrace = {prob = 3}\n")
     bad = run_cli("check", DEMO, *FAST, "--rule", "trace.estimate < 1")
     assert bad.code == 2 and "trace has no option 'prob'" in bad.stderr
+
+
+def test_rules_from_pyproject_tool_landscape_check(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.landscape]\nmax-samples = 32\n\n[tool.landscape.check]\n'
+        'rules = ["inspect.accuracy >= 0.5", "inspect.loss < 1e-9"]\n')
+    r = run_cli("check", DEMO, "--device", "cpu", "--json", "-o", "p.h5")
+    assert r.code == 1, r.stderr
+    out = r.json()
+    assert [x["rule"] for x in out["rules"]] == ["inspect.accuracy >= 0.5", "inspect.loss < 1e-9"]
+    assert out["results"]["n_samples"] == 32 and out["failed"] == 1
+    r = run_cli("check", DEMO, "--device", "cpu", "--rule", "inspect.loss < 9", "-o", "p.h5")
+    assert r.code == 0 and "inspect.accuracy" not in r.stdout  # --rule replaces the table's
