@@ -103,8 +103,13 @@ def test_bad_input_exits_2_naming_the_rule(tmp_path, monkeypatch):
     r = run_cli("check", DEMO, *FAST, "--rule", "trace.estimate < baseline", "--baseline", "b.h5")
     assert r.code == 2 and "the baseline has no metric 'trace.estimate'" in r.stderr
     r = run_cli("check", "--reuse", "b.h5", "--rule", "inspect.loss <= baseline", "--baseline",
-                "b.h5")  # the check file is a baseline and a result to reuse, nothing recomputed
+                "b.h5", "-o", "r.h5")  # a check file is a baseline and a result to reuse
     assert r.code == 0, r.stderr
+    import h5py
+
+    with h5py.File("r.h5") as f:
+        assert f.attrs["command"] == "check" and f.attrs["reuse"] == "b.h5"
+        assert "inspect/loss" in f and "n_params" not in f
 
 
 def _linear_checkpoints(tmp_path):

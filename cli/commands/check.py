@@ -110,7 +110,7 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
         raise InputError("give a checkpoint to check (or `reuse` a result file)")
     s = Session("check", opts)
     names = checks.needed(rules)
-    results, summaries, labels, problem, matvecs = [], [], [], None, 0
+    results, summaries, labels, problem, matvecs, seen = [], [], [], None, 0, []
     for i, ckpt in enumerate(ckpts or [None]):
         own = reused if (reused is not None and i == 0) else {}
         todo = [n for n in names if n not in own]
@@ -122,6 +122,7 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
             found = suite.run(problem, todo, options, against=against, seed=opts["seed"] or 0,
                               progress=lambda n: s.progress(n))
             s.notes()
+            seen += problem.origin.checkpoints
         run = s.run_info(problem)
         matvecs += sum(int(getattr(r, "matvecs", 0) or 0) for r in found.values())
         summaries.append(merge_trees([own] + [result_summary(r, run) for r in found.values()]))
@@ -132,6 +133,7 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
         outcomes += checks.evaluate(rules, summary, base, checkpoint=label)
     result = CheckResult(results, outcomes, reused=[reused or {}], matvecs=matvecs)
     run = s.run_info(problem, matvecs=matvecs, baseline=baseline or "", reuse=reuse or "")
+    run.checkpoints = seen
     out = opts.get("out") or s.default_path(".h5")
     write_result(out, result, run)
     if opts["as_json"]:

@@ -55,7 +55,10 @@ class CheckResult(Result):
         return all(o.passed for o in self.outcomes)
 
     def _groups(self, i: int) -> dict[str, Any]:
-        trees = [self.reused[i]] if i < len(self.reused) and self.reused[i] else []
+        reused = self.reused[i] if i < len(self.reused) else {}
+        skip = ("checkpoints", "check", "others")
+        groups = {k: v for k, v in reused.items() if isinstance(v, dict) and k not in skip}
+        trees = [groups] if groups else []  # the analyses' groups, not the old file's root
         return merge_trees(trees + [r.tree() for r in self.results[i].values()])
 
     def tree(self) -> dict[str, Any]:
