@@ -57,6 +57,11 @@ def _closest(word: str, choices: Iterable[str], what: str) -> str:
     return f"; did you mean {what} {near[0].replace('_', '-')!r}?" if near else ""
 
 
+# Keys a command's table may hold besides its options: `check` reads its rules and one table of
+# options per analysis itself (cli/commands/check.py), so a check for unknown keys lets them by.
+TABLE_KEYS = {"check": {"rules", "inspect", "spectrum", "trace", "sharpness", "ghost", "lmc"}}
+
+
 def _check(where: str, source: dict[str, Any], options: Options) -> None:
     """Refuse a key that is no option of any command, a table that is no command, and a key of
     a command's table that is not one of its options, naming the closest valid name."""
@@ -67,7 +72,7 @@ def _check(where: str, source: dict[str, Any], options: Options) -> None:
                 hint = _closest(key, options, "the command table")
                 raise InputError(f"{where}: [{key}] is not a command{hint}")
             for k in value:
-                if k.replace("-", "_") not in options[key]:
+                if k.replace("-", "_") not in options[key] and k not in TABLE_KEYS.get(key, ()):
                     hint = _closest(k.replace("-", "_"), options[key], "option")
                     raise InputError(f"{where}: [{key}] {k!r} is not an option of {key}{hint}")
         elif key.replace("-", "_") not in every:

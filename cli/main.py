@@ -1,6 +1,6 @@
 """The ``landscape`` command: a click group, config defaults and the exit-status contract.
 
-Exit status: 0 success, 1 reserved for ``landscape check`` gates (not yet built), 2 bad input or usage (one line on stderr, no
+Exit status: 0 success, 1 a rule of ``landscape check`` failed, 2 bad input or usage (one line on stderr, no
 traceback), 3 a numerical failure, 4 an internal error (a bug: traceback shown).
 """
 

@@ -38,6 +38,8 @@ _EXPORTS = {
     "GhostResult": "landscape.analyses.ghost",
     "lmc": "landscape.analyses.lmc",
     "LMCResult": "landscape.analyses.lmc",
+    "track": "landscape.analyses.track",
+    "TrackResult": "landscape.analyses.track",
     "write_result": "landscape.results",
     "read_result": "landscape.results",
     "InputError": "landscape.errors",

@@ -301,3 +301,62 @@ def update_result(path: str, result: Result, run: RunInfo, names: list[str]) -> 
                 raise InputError(f"{path}: has no dataset {name} of shape {array.shape}")
             ds[...] = array
             f.flush()
+
+
+def read_summary(path: str) -> dict[str, Any]:
+    """The nested JSON summary of a result file (what ``--json`` printed when it was written)."""
+    return summary(read_result(path))
+
+
+def merge_trees(trees: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several Results' trees as one (groups merged key by key; a later value wins)."""
+    out: dict[str, Any] = {}
+    for tree in trees:
+        for key, value in tree.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_trees([out[key], value])
+            else:
+                out[key] = value
+    return out
+
+
+def write_csv(path: str, columns: dict[str, Any]) -> None:
+    """Equal-length ``columns`` (name -> values) as a CSV file with a header row, atomically."""
+    import csv
+
+    names = list(columns)
+    n = len(next(iter(columns.values()))) if columns else 0
+    with _atomic(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(names)
+        for i in range(n):
+            writer.writerow([_csv_cell(columns[k][i]) for k in names])
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return "" if not math.isfinite(float(value)) else repr(float(value))
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def write_tensorboard(
+    directory: str, scalars: dict[str, Any], steps: Any, prefix: str = ""
+) -> None:
+    """Each finite value of ``scalars[name][i]`` as a TensorBoard scalar at ``steps[i]``.
+
+    Needs the ``tensorboard`` package (``pip install "landscape[tensorboard]"``).
+    """
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise InputError(
+            '`tensorboard` needs the tensorboard package: pip install "landscape[tensorboard]"'
+        ) from None
+    writer = SummaryWriter(log_dir=directory)
+    try:
+        for name, values in scalars.items():
+            for step, value in zip(steps, values):
+                if value is not None and math.isfinite(float(value)):
+                    writer.add_scalar(f"{prefix}{name}", float(value), int(step))
+    finally:
+        writer.close()

@@ -1,0 +1,185 @@
+"""``landscape track`` over the checkpoints of a short SGD run made here: the same numbers as the
+single-checkpoint commands, ordered by the stored step, resumed after an interruption."""
+
+import csv
+import math
+import os
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli
+
+from landscape.analyses.track import track
+from landscape.loading.zoo import mlp
+
+DIGITS = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "data", "digits.npz"))
+KW = {"in_dim": 64, "hidden": [8], "out_dim": 10, "activation": "tanh"}
+LR = 0.5
+NAMES = {0: "c.pt", 4: "a.pt", 8: "b.pt"}  # names out of step order: the stored step decides
+FAST = ["--max-samples", "150", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """Full-batch SGD on 150 digits, a self-describing checkpoint (with its step) every 4 steps."""
+    d = tmp_path_factory.mktemp("run")
+    data = np.load(DIGITS)
+    x, y = torch.from_numpy(data["x"][:150]), torch.from_numpy(data["y"][:150])
+    torch.manual_seed(0)
+    model = mlp(**KW)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
+    for step in range(9):
+        if step in NAMES:
+            torch.save({"state_dict": model.state_dict(), "landscape": spec, "step": step},
+                       d / NAMES[step])
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return d
+
+
+def _close(a, b, rel=1e-5):
+    return (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=rel, abs=1e-9)
+
+
+def test_track_rows_equal_the_single_checkpoint_commands(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir)
+    r = run_cli("track", "*.pt", *FAST, "--probes", "12", "--lr", str(LR), "-o", "tr.h5",
+                "--csv", "tr.csv", "--plot", "tr.png")
+    assert r.code == 0, r.stderr
+    with h5py.File("tr.h5") as f:
+        t = {k: f["track"][k][()] for k in f["track"]}
+        assert f["track"].attrs["step_source"] == "step" and f.attrs["command"] == "track"
+    assert list(t["step"]) == [0, 4, 8]
+    paths = [p.decode() for p in t["checkpoint"]]
+    assert [os.path.basename(p) for p in paths] == ["c.pt", "a.pt", "b.pt"]
+    assert float(t["threshold"]) == pytest.approx(2 / LR)
+    for i, path in enumerate(paths):
+        ins = run_cli("inspect", path, *FAST, "--json", "-o", "i.h5").json()["inspect"]
+        assert _close(t["loss"][i], ins["loss"]) and _close(t["grad_norm"][i], ins["grad_norm"])
+        assert _close(t["accuracy"][i], ins["accuracy"])
+        sp = run_cli("spectrum", path, *FAST, "--top-k", "1", "--no-density", "--json", "-o",
+                     "s.h5", "--no-plot").json()["spectrum"]
+        assert _close(t["lambda_max"][i], sp["lambda_max"])
+        assert _close(t["eos_ratio"][i], sp["lambda_max"] * LR / 2)
+        tr = run_cli("trace", path, *FAST, "--probes", "12", "--json", "-o", "t.h5",
+                     "--no-plot").json()["trace"]
+        assert _close(t["trace"][i], tr["estimate"]) and _close(t["trace_stderr"][i], tr["stderr"])
+        nxt = paths[i + 1:i + 2]
+        gh = run_cli("ghost", path, *nxt, *FAST, "--lr", str(LR), "--json", "-o", "g.h5",
+                     "--no-plot").json()["ghost"]
+        assert _close(t["ghost_radius"][i], gh["rho_a"]) and _close(t["ghost_r"][i], gh["r"])
+        if nxt:
+            sh = run_cli("sharpness", path, *nxt, *FAST, "--top-k", "1", "--random", "0",
+                         "--json", "-o", "h.h5", "--no-plot").json()["sharpness"]
+            assert _close(t["directional"][i], sh["directional"]["update"])
+        else:
+            assert math.isnan(t["directional"][i])
+    assert t["lambda_max"][0] > 0 and t["loss"][2] < t["loss"][0]  # it trained
+    with open("tr.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 and float(rows[1]["lambda_max"]) == pytest.approx(t["lambda_max"][1])
+    assert os.path.getsize("tr.png") > 10_000
+    again = run_cli("track", "*.pt", *FAST, "--probes", "12", "--lr", str(LR), "-o", "tr.h5",
+                    "--no-plot")  # complete already: resumes with nothing left to do
+    assert again.code == 0 and "matvecs" in again.stderr
+    other = run_cli("track", "*.pt", *FAST, "--probes", "13", "-o", "tr.h5", "--no-plot")
+    assert other.code == 2 and "other options" not in other.stderr and "these options" in (
+        other.stderr)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_track_resumes_to_the_same_file(run_dir, tmp_path):
+    paths = [str(run_dir / n) for n in NAMES.values()]
+    kw = {"metrics": ["loss", "lambda_max", "trace", "directional", "ghost"], "probes": 8,
+          "lr": LR, "open_options": {"max_samples": 100, "device": "cpu"}}
+    whole = tmp_path / "whole.h5"
+    track(paths, out=str(whole), **kw)
+
+    def stop_after_one(done, total):
+        if done == 1:
+            raise Stop
+
+    part = tmp_path / "part.h5"
+    with pytest.raises(Stop):
+        track(paths, out=str(part), progress=stop_after_one, **kw)
+    with h5py.File(part) as f:
+        assert len(f["track/step"]) == 1
+    seen = []
+    track(paths, out=str(part), progress=lambda d, n: seen.append(d), **kw)
+    assert seen == [2, 3]  # the first row was taken over, not recomputed
+    with h5py.File(whole) as a, h5py.File(part) as b:
+        assert set(a["track"]) == set(b["track"])
+        for k in a["track"]:
+            x, y = a["track"][k][()], b["track"][k][()]
+            if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+                np.testing.assert_array_equal(x, y)
+            else:
+                assert np.all(x == y), k
+        assert a.attrs["matvecs"] == b.attrs["matvecs"]
+        assert a["track"].attrs["options"] == b["track"].attrs["options"]
+
+
+def test_track_bad_input_exits_2(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir)
+    r = run_cli("track", "*.pt", "--metrics", "loss,bogus")
+    assert r.code == 2 and "bogus" in r.stderr
+    r = run_cli("track", "nothing_*.pt")
+    assert r.code == 2 and "no checkpoint matches" in r.stderr
+    r = run_cli("track", "*.pt", "--metrics", "eos_ratio", *FAST)
+    assert r.code == 2 and "--lr" in r.stderr
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    r = run_cli("track", "*.pt", "--tensorboard", "tb")
+    assert r.code == 2 and 'pip install "landscape[tensorboard]"' in r.stderr
+
+
+def test_tensorboard_scalars(run_dir, monkeypatch):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.chdir(run_dir)
+    r = run_cli("track", "*.pt", *FAST, "--metrics", "loss,grad_norm", "-o", "tb.h5",
+                "--no-plot", "--tensorboard", "tb")
+    assert r.code == 0, r.stderr
+    events = EventAccumulator("tb")
+    events.Reload()
+    assert set(events.Tags()["scalars"]) == {"landscape/loss", "landscape/grad_norm"}
+    loss = events.Scalars("landscape/loss")
+    with h5py.File("tb.h5") as f:
+        assert [e.step for e in loss] == [0, 4, 8]
+        assert [e.value for e in loss] == pytest.approx(list(f["track/loss"][()]), rel=1e-6)
+
+
+def test_killed_track_command_resumes_to_the_same_rows(run_dir, monkeypatch):
+    import signal
+    import subprocess
+    import time
+
+    monkeypatch.chdir(run_dir)
+    args = ["track", "*.pt", *FAST, "--probes", "8", "--metrics", "loss,lambda_max,trace,ghost",
+            "--no-plot"]
+    assert run_cli(*args, "-o", "whole.h5").code == 0
+    cmd = [sys.executable, "-c", "import sys; from landscape_cli.main import entry; entry()",
+           *args, "-o", "killed.h5"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not os.path.exists("killed.h5") and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    with h5py.File("killed.h5") as f:
+        rows = len(f["track/step"])
+    print(f"interrupted after {rows} of 3 rows, exit {proc.returncode}")
+    if rows < 3:  # stopped between checkpoints, as intended (else it had already finished)
+        assert proc.returncode == 130 and "the same command resumes" in err, err
+    assert run_cli(*args, "-o", "killed.h5").code == 0
+    with h5py.File("whole.h5") as a, h5py.File("killed.h5") as b:
+        for k in ("step", "loss", "lambda_max", "trace", "trace_stderr", "ghost_radius"):
+            np.testing.assert_array_equal(a["track"][k][()], b["track"][k][()])
