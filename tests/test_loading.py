@@ -119,7 +119,7 @@ def test_every_format_loads_identical_parameters(kind, model, tmp_path):
 def test_code_carrying_checkpoints_need_trust(kind, model, tmp_path):
     path = str(tmp_path / "ckpt.pt")
     write(kind, model, path)
-    with pytest.raises(InputError, match="pickled module/TorchScript.*--trust-checkpoint"):
+    with pytest.raises(InputError, match="pickled module/TorchScript.*`trust`"):
         load_checkpoint(path)
 
 

@@ -218,7 +218,7 @@ def test_top_k_above_p_too_large_for_dense_is_refused():
     y = torch.randn(20, 50, dtype=torch.float64)
     p = Problem(nn.Linear(100, 50).double(), x, y, loss="mse", dtype=torch.float64)
     assert p.size == 5050
-    with pytest.raises(InputError, match="--top-k 6000 is more than the 5050 parameters"):
+    with pytest.raises(InputError, match="`top_k` 6000 is more than the 5050 parameters"):
         spectrum(p, top_k=6000)
 
 

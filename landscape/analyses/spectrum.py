@@ -166,11 +166,11 @@ class SpectrumResult(Result):
 
 def _check(top_k: int, which: str, tol: float, runs: int, steps: int, sigma: float | None) -> None:
     if which not in WHICH:
-        raise InputError(f"unknown --which {which!r}: use one of {', '.join(WHICH)}")
+        raise InputError(f"unknown `which` {which!r}: use one of {', '.join(WHICH)}")
     if top_k < 1 or runs < 1 or steps < 1:
-        raise InputError("--top-k, --slq-runs and --slq-steps must be at least 1")
+        raise InputError("`top_k`, `slq_runs` and `slq_steps` must be at least 1")
     if not tol > 0 or (sigma is not None and not sigma > 0):
-        raise InputError("--tol and --sigma must be positive")
+        raise InputError("`tol` and `sigma` must be positive")
 
 
 def _offset(progress: ProgressFn | None, start: int, total: int | None) -> ProgressFn | None:
@@ -254,8 +254,8 @@ def _one(
         which_done = "all"
     elif top_k > P:
         raise InputError(
-            f"--top-k {top_k} is more than the {P} parameters (the exact spectrum is computed "
-            f"densely only up to {DENSE_LIMIT} parameters): use --top-k {P} or less"
+            f"`top_k` {top_k} is more than the {P} parameters (the exact spectrum is computed "
+            f"densely only up to {DENSE_LIMIT} parameters): use `top_k` {P} or less"
         )
     else:
         eig = eigsh(

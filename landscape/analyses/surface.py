@@ -80,11 +80,11 @@ def parse_steps(text: str, n_dirs: int) -> tuple[int, ...]:
     try:
         parts = [int(p) for p in str(text).split(",")]
     except ValueError:
-        raise InputError(f"--steps {text!r}: expected N or NX,NY") from None
+        raise InputError(f"`steps` {text!r}: expected N or NX,NY") from None
     if len(parts) == 1:
         parts = parts * n_dirs
     if len(parts) != n_dirs or min(parts) < 1:
-        raise InputError(f"--steps {text!r}: need {n_dirs} positive count(s) for {n_dirs} axes")
+        raise InputError(f"`steps` {text!r}: need {n_dirs} positive count(s) for {n_dirs} axes")
     return tuple(parts)
 
 
@@ -96,11 +96,11 @@ def parse_range(text: str, n_dirs: int) -> tuple[tuple[float, float], ...]:
             return ((-r, r),) * n_dirs
         spans = [tuple(float(v) for v in p.split(":")) for p in str(text).split(",")]
     except ValueError:
-        raise InputError(f"--range {text!r}: expected R or X0:X1[,Y0:Y1]") from None
+        raise InputError(f"`range` {text!r}: expected R or X0:X1[,Y0:Y1]") from None
     if len(spans) == 1:
         spans = spans * n_dirs
     if len(spans) != n_dirs or any(len(s) != 2 for s in spans):
-        raise InputError(f"--range {text!r}: need {n_dirs} span(s) X0:X1 for {n_dirs} axes")
+        raise InputError(f"`range` {text!r}: need {n_dirs} span(s) X0:X1 for {n_dirs} axes")
     return tuple(spans)  # type: ignore[return-value]
 
 
@@ -160,7 +160,7 @@ def resume(stored: dict[str, Any], fresh: SurfaceResult) -> SurfaceResult:
 def resolve_bn(problem: Problem, bn: str | None, through: bool) -> str:
     """The buffer mode in effect: reset only with BatchNorm, interpolate only along --through."""
     if bn is not None and bn not in BN_MODES:
-        raise InputError(f"--bn {bn!r} unknown; choose from {', '.join(BN_MODES)}")
+        raise InputError(f"`bn` {bn!r} unknown; choose from {', '.join(BN_MODES)}")
     has_bn = has_batchnorm(problem.model)
     bn = bn or ("reset" if has_bn else "interpolate" if through else "keep")
     if (bn == "reset" and not has_bn) or (bn == "interpolate" and not through):

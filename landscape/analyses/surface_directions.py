@@ -56,9 +56,9 @@ def normalise(problem: Problem, d: Tensor, norm: str = "filter", ignore: str = "
     """``d`` (P,) rescaled to θ's filters (``filter``), layers (``layer``) or left (``none``);
     with ``ignore='biasbn'`` entries of 1-D parameters and norm-layer parameters are zeroed."""
     if norm not in NORMS:
-        raise InputError(f"--norm {norm!r} unknown; choose from {', '.join(NORMS)}")
+        raise InputError(f"`norm` {norm!r} unknown; choose from {', '.join(NORMS)}")
     if ignore not in IGNORES:
-        raise InputError(f"--ignore {ignore!r} unknown; choose from {', '.join(IGNORES)}")
+        raise InputError(f"`ignore` {ignore!r} unknown; choose from {', '.join(IGNORES)}")
     skip = _norm_layer_params(problem.model)
     out = d.clone()
     weights, parts = problem.unflatten(problem.theta), problem.unflatten(out)
@@ -84,7 +84,7 @@ def random(problem: Problem, n: int, seed: int, norm: str = "filter",
     raw = torch.randn(n, problem.size, generator=gen, dtype=torch.float64).to(problem.theta)
     rows = torch.stack([normalise(problem, r, norm, ignore) for r in raw])
     if not bool((rows.norm(dim=1) > 0).all()):
-        raise InputError("a direction is zero: every parameter was ignored (try --ignore none)")
+        raise InputError("a direction is zero: every parameter was ignored (try `ignore` none)")
     return Directions(rows, "random", norm, ignore)
 
 
@@ -102,7 +102,7 @@ def through(problem: Problem, others: list[Tensor]) -> Directions:
     """θ_B − θ_A (and θ_C − θ_A) for the flat parameter vectors ``others`` of B (and C)."""
     rows = torch.stack([o.to(problem.theta) - problem.theta for o in others])
     if not bool((rows.norm(dim=1) > 0).all()):
-        raise InputError("a --through checkpoint equals the centre: the direction is zero")
+        raise InputError("a `through` checkpoint equals the centre: the direction is zero")
     return Directions(rows, "through")
 
 
@@ -110,7 +110,7 @@ def trajectory(problem: Problem, thetas: list[Tensor], n: int = 2) -> Directions
     """The first n principal components of [θ_k − θ] (centred over k), and the checkpoints'
     coordinates (θ_k − θ)·d_i on them; ``extra['explained']`` is each one's variance ratio."""
     if len(thetas) < n:
-        raise InputError(f"--trajectory needs at least {n} checkpoints for {n} directions")
+        raise InputError(f"`trajectory` needs at least {n} checkpoints for {n} directions")
     diffs = torch.stack([t.to(problem.theta) for t in thetas]).double() - problem.theta.double()
     centred = diffs - diffs.mean(dim=0)
     _, sv, vh = torch.linalg.svd(centred, full_matrices=False)

@@ -28,7 +28,7 @@ from landscape.loading.state_dicts import load_into, match_keys
 
 __all__ = ["Checkpoint", "file_sha256", "load_checkpoint", "load_into", "match_keys"]
 
-_TRUST_HINT = "loading it runs code: pass --trust-checkpoint if you trust it"
+_TRUST_HINT = "loading it runs code: pass `trust` if you trust it"
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _refused(path: str, exc: Exception) -> InputError:
     if module and unsafe:
         return InputError(
             f"{path} is a pickled module/TorchScript archive, and unpickling it would also call "
-            f"{shown}, which can run arbitrary code; not loaded (pass --trust-checkpoint only "
+            f"{shown}, which can run arbitrary code; not loaded (pass `trust` only "
             "if you trust its source)"
         )
     if module:
@@ -131,7 +131,7 @@ def _refused(path: str, exc: Exception) -> InputError:
     if unsafe:
         return InputError(
             f"{path}: refused by weights-only loading: unpickling it would call {shown}, "
-            "which can run arbitrary code; not loaded (pass --trust-checkpoint only if you "
+            "which can run arbitrary code; not loaded (pass `trust` only if you "
             "trust its source)"
         )
     if globals_:  # only allowed globals, yet refused: quote torch's reason
