@@ -6,6 +6,7 @@ traceback), 3 a numerical failure, 4 an internal error (a bug: traceback shown).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -55,22 +56,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _world_size() -> int:
-    if "landscape.distributed" not in sys.modules:
-        return 1
-    return sys.modules["landscape.distributed"].world_size()
+    from landscape import distributed
+
+    return distributed.world_size()
+
+
+@contextlib.contextmanager
+def _quiet_unless_rank0():
+    """Under torchrun, ranks other than 0 print nothing while the command runs (its errors are
+    still printed: the handlers below run after the streams are restored)."""
+    from landscape import distributed
+
+    if distributed.is_main():
+        yield
+        return
+    with open(os.devnull, "w") as null, contextlib.redirect_stdout(null), \
+            contextlib.redirect_stderr(null):
+        yield
 
 
 def _run(argv: list[str]) -> int:
     config = Config()
     try:
         config = load_config(argv, _options())
-        return int(
-            cli.main(
-                args=argv, prog_name="landscape", standalone_mode=False,
-                default_map=config.defaults,
+        with _quiet_unless_rank0():
+            return int(
+                cli.main(
+                    args=argv, prog_name="landscape", standalone_mode=False,
+                    default_map=config.defaults,
+                )
+                or 0
             )
-            or 0
-        )
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.Abort:

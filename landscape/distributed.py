@@ -15,15 +15,26 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
-from typing import Any
-
-import torch
-import torch.distributed as dist
-from torch import Tensor
+import sys
+from typing import TYPE_CHECKING, Any
 
 from .errors import LandscapeError
 
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
 TIMEOUT = datetime.timedelta(seconds=int(os.environ.get("LANDSCAPE_DIST_TIMEOUT", "600")))
+
+
+def _group() -> Any:
+    """torch.distributed once torch is imported and a process group is up, else None (reading
+    the rank must not import torch: ``landscape --help`` asks it)."""
+    if "torch" not in sys.modules:
+        return None
+    import torch.distributed as dist
+
+    return dist if dist.is_available() and dist.is_initialized() else None
 
 
 class PeerError(LandscapeError):
@@ -38,16 +49,14 @@ def _env(name: str, slurm: str, default: str) -> int:
 
 def world_size() -> int:
     """How many processes run this command (1 without a launcher)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return _env("WORLD_SIZE", "SLURM_NTASKS", "1")
+    dist = _group()
+    return dist.get_world_size() if dist else _env("WORLD_SIZE", "SLURM_NTASKS", "1")
 
 
 def rank() -> int:
     """This process's rank (0 without a launcher)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return _env("RANK", "SLURM_PROCID", "0")
+    dist = _group()
+    return dist.get_rank() if dist else _env("RANK", "SLURM_PROCID", "0")
 
 
 def local_rank() -> int:
@@ -62,6 +71,9 @@ def is_main() -> bool:
 
 def init(device: torch.device) -> None:
     """Join the process group once (NCCL on GPUs, Gloo on CPUs) when launched with W > 1."""
+    import torch
+    import torch.distributed as dist
+
     if world_size() <= 1 or dist.is_initialized():
         return
     os.environ.setdefault("RANK", str(rank()))
@@ -75,7 +87,8 @@ def init(device: torch.device) -> None:
 
 def close() -> None:
     """Leave the process group (at exit; safe to call twice)."""
-    if dist.is_available() and dist.is_initialized():
+    dist = _group()
+    if dist:
         dist.destroy_process_group()
 
 
@@ -86,7 +99,8 @@ def mine(index: int) -> bool:
 
 def all_reduce(t: Tensor) -> Tensor:
     """``t`` summed over every rank, in place (``t`` itself with one process)."""
-    if world_size() <= 1:
+    dist = _group()
+    if dist is None or world_size() <= 1:
         return t
     on_gpu = dist.get_backend() == "nccl"
     work = t.cuda() if on_gpu and not t.is_cuda else t
@@ -101,7 +115,8 @@ def all_reduce(t: Tensor) -> Tensor:
 
 def gather(value: Any) -> list[Any]:
     """``value`` from every rank, in rank order (``[value]`` with one process)."""
-    if world_size() <= 1:
+    dist = _group()
+    if dist is None or world_size() <= 1:
         return [value]
     out: list[Any] = [None] * world_size()
     try:

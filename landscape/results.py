@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from . import __version__
+from . import __version__, distributed
 from .errors import InputError
 
 JSON_ARRAY_LIMIT = 256  # longer arrays (density grids, per-sample values) stay in the file only
@@ -136,6 +136,8 @@ def write_result(path: str, result: Result, run: RunInfo) -> None:
     The file gets the permissions ``open()`` would give it (0666 less the umask), not the
     temporary file's private 0600.
     """
+    if not distributed.is_main():  # rank 0 alone writes
+        return
     check_result_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -271,6 +273,8 @@ def _atomic(path: str):
 def write_checkpoint(path: str, state: dict[str, Any], spec: dict[str, Any]) -> None:
     """Write ``state`` as a self-describing checkpoint ``{"state_dict", "landscape": spec}``,
     atomically like every result file."""
+    if not distributed.is_main():  # rank 0 alone writes
+        return
     import torch
 
     with _atomic(path) as tmp:
@@ -282,6 +286,8 @@ def update_result(path: str, result: Result, run: RunInfo, names: list[str]) -> 
     the existing datasets ``names`` ("group/name", from ``result.tree()``) in place, in order,
     flushing after each. The file's structure never changes in place, only dataset values, so
     an interrupted update leaves a readable file (a caller writes a 'done' mask last)."""
+    if not distributed.is_main():  # rank 0 alone writes
+        return
     if not os.path.exists(path):
         write_result(path, result, run)
         return
@@ -322,6 +328,8 @@ def merge_trees(trees: list[dict[str, Any]]) -> dict[str, Any]:
 
 def write_csv(path: str, columns: dict[str, Any]) -> None:
     """Equal-length ``columns`` (name -> values) as a CSV file with a header row, atomically."""
+    if not distributed.is_main():  # rank 0 alone writes
+        return
     import csv
 
     names = list(columns)
@@ -346,6 +354,8 @@ def write_tensorboard(
 
     Needs the ``tensorboard`` package (``pip install "landscape[tensorboard]"``).
     """
+    if not distributed.is_main():  # rank 0 alone writes
+        return
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:

@@ -26,6 +26,8 @@ COMMANDS = {
               *COMMON],
     "lmc": ["lmc", DEMO_A, DEMO_B, "--points", "5", *COMMON],
     "ghost": ["ghost", DEMO_A, "--direction", "gradient", "--lr", "0.1", *COMMON],
+    "sharpness": ["sharpness", DEMO_A, DEMO_B, "--top-k", "2", "--random", "2", *COMMON],
+    "surface": ["surface", DEMO_A, "--steps", "3,3", "--chunk", "1", *COMMON],
 }
 
 SCRIPT = """
@@ -84,10 +86,13 @@ def test_two_gloo_processes_equal_one(tmp_path):
 
 BAD = """
 import os
+import time
 import torch
 
 def make():
     if os.environ.get("RANK") == "1":
+        with open(os.path.join(os.path.dirname(__file__), "failed_at"), "w") as f:
+            f.write(repr(time.time()))
         raise ValueError("rank 1 cannot read its shard")
     g = torch.Generator().manual_seed(0)
     return torch.randn(40, 64, generator=g), torch.randint(0, 10, (40,), generator=g)
@@ -102,11 +107,10 @@ def test_a_rank_that_fails_ends_every_rank(tmp_path):
     ck = torch.load(DEMO_A, weights_only=True)
     ck["landscape"] = {**ck["landscape"], "data": "bad.py:make"}
     torch.save(ck, tmp_path / "ck.pt")
-    start = time.perf_counter()
     run = _torchrun("-m", "landscape_cli.main", "inspect", str(tmp_path / "ck.pt"), "--no-plot",
                     "-o", str(tmp_path / "x.h5"), timeout=120)
-    elapsed = time.perf_counter() - start
-    assert run.returncode != 0 and elapsed < 60, (run.returncode, elapsed)
+    after_failure = time.time() - float((tmp_path / "failed_at").read_text())
+    assert run.returncode != 0 and after_failure < 30, (run.returncode, after_failure)
     errors = [line for line in run.stderr.splitlines() if line.startswith("landscape: error")]
     assert len(errors) == 1 and "rank 1 cannot read its shard" in errors[0], run.stderr[-2000:]
     assert not (tmp_path / "x.h5").exists()

@@ -16,6 +16,10 @@ from ..errors import InputError
 def draw(content: dict[str, Any], path: str, **options: Any) -> None:
     """Draw the figure of a result (as read back from its file) into ``path``; ``options``
     (e.g. ``levels``, ``log``, ``vmax`` of the surface plot) go to plots that take them."""
+    from .. import distributed
+
+    if not distributed.is_main():  # rank 0 alone draws
+        return
     import matplotlib
 
     matplotlib.use("Agg")
