@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import InputError
+from .loading import hf
 from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
 from .loading.data import load_data
 from .loading.models import build_model
@@ -80,14 +81,18 @@ def _dtype(value: str | torch.dtype) -> torch.dtype:
 
 def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
           model_kwargs: dict[str, Any] | None = None, state_prefix: str | None = None,
-          notes: list[str] | None = None) -> tuple[nn.Module, str]:
+          notes: list[str] | None = None, trust: bool = False) -> tuple[nn.Module, str]:
     """The model of ``ckpt`` with its weights loaded, and the spec it was built from.
 
     ``model`` (a spec or a module to load the weights into) beats the checkpoint's own spec;
     a pickled module is used as it is. ``state_prefix`` names the prefix of the model's keys in
-    the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``.
+    the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``. A
+    Hugging Face folder builds its own model (:func:`landscape.loading.hf.build`; ``trust``
+    allows the folder's own code) unless another ``model`` is given.
     """
     notes = [] if notes is None else notes
+    if ckpt.format == hf.FORMAT and (model is None or model == ckpt.spec.get("model")):
+        return hf.build(ckpt, trust=trust, notes=notes), ckpt.spec["model"]
     if isinstance(model, nn.Module):
         notes.extend(load_into(model, ckpt.state_dict, prefix=state_prefix))
         return model, f"{type(model).__name__} (given)"
@@ -145,7 +150,8 @@ def open(
     """Open ``checkpoint`` as a Problem: its model with its weights, the data and the loss.
 
     Args:
-        checkpoint: a checkpoint file (see :mod:`landscape.loading.checkpoints`).
+        checkpoint: a checkpoint file (see :mod:`landscape.loading.checkpoints`) or a Hugging
+            Face folder (see :mod:`landscape.loading.hf`; its head picks the default loss).
         model: a model spec (zoo name, ``pkg.module:factory``, ``file.py:factory``) or a module
             to load the weights into; None: the checkpoint's own ``landscape`` entry.
         data: a data spec (built-in name, file, factory spec) or any source of batches a Problem
@@ -169,7 +175,7 @@ def open(
     origin = Origin(ckpt, "", "", options)
     origin.read(ckpt)
     notes: list[str] = []
-    module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes)
+    module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes, trust)
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
     problem.notes[:0] = notes
@@ -202,7 +208,8 @@ def weights_like(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -
     if spec is None or spec.endswith("(given)"):
         model = copy.deepcopy(problem.model)  # never overwrite the first model's own weights
     else:
-        model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"])
+        model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"],
+                         trust=bool(origin.options["trust"]))
     try:
         load_into(model, other.state_dict, prefix=origin.options["state_prefix"])
     except InputError as e:

@@ -11,7 +11,7 @@ from ..common import Session, analysis_options, fmt
 
 
 @click.command("inspect")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @analysis_options
 def inspect(ckpt: str, **opts) -> None:
     """Show what CKPT holds and how its model does on the data.
