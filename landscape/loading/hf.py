@@ -145,6 +145,18 @@ def _auto_class(transformers: Any, config: Any, auto: str | None) -> Any:
     return getattr(transformers, auto)
 
 
+def _refuse_own_code(transformers: Any, ckpt: Checkpoint, trust: bool) -> None:
+    """Without ``trust``, refuse a folder whose config names code of its own (``auto_map``) for a
+    model type ``transformers`` does not define: building it would import and run that code."""
+    config = ckpt.metadata.get("config", {})
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if trust or not config.get("auto_map") or config.get("model_type") in CONFIG_MAPPING_NAMES:
+        return
+    raise InputError(f"{ckpt.path}: its model ({config.get('model_type')!r}) is Python code in "
+                     f"the folder (auto_map); loading it runs that code: {TRUST_HINT}")
+
+
 def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None) -> nn.Module:
     """The model of a Hugging Face folder with its weights loaded, in float32, eager attention.
 
@@ -153,6 +165,7 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None)
     notes = [] if notes is None else notes
     transformers = _transformers()
     path = ckpt.path
+    _refuse_own_code(transformers, ckpt, trust)
     try:
         config = transformers.AutoConfig.from_pretrained(
             path, local_files_only=True, trust_remote_code=bool(trust)
@@ -209,3 +222,21 @@ def block_counts(names: list[str], numels: list[int]) -> list[tuple[str, int]]:
         key = ".".join(parts[: max(cut, 1)])
         out[key] = out.get(key, 0) + n
     return list(out.items())
+
+
+def describe(ckpt: Checkpoint, names: list[str], numels: list[int], dtype: torch.dtype
+             ) -> list[str]:
+    """Summary lines for ``inspect``: architecture, stored and analysed dtype, parameters per
+    transformer block (of θ: ``names`` and ``numels`` as the Problem holds them)."""
+    config = ckpt.metadata.get("config", {})
+    arch, _, loss = head_of(config)
+    shape = ", ".join(f"{k} {config[k]}" for k in ("n_layer", "num_hidden_layers", "n_embd",
+                                                     "hidden_size", "vocab_size") if k in config)
+    blocks = "  ".join(f"{name} {n}" for name, n in block_counts(names, numels))
+    return [
+        f"architecture {arch or '?'} ({config.get('model_type', '?')}; {shape})  default loss "
+        f"{loss or 'none'}",
+        f"dtype stored {ckpt.metadata.get('stored_dtype') or '?'}, analysed "
+        f"{str(dtype).replace('torch.', '')}",
+        f"params by block: {blocks}",
+    ]
