@@ -19,6 +19,7 @@ import torch
 
 import landscape
 from landscape.plots import draw
+from landscape.precision import ACCURACY, resolve_model_dtype
 from landscape.problem import Problem
 from landscape.results import Result, RunInfo, read_result, result_summary, write_result
 from landscape.session import resolve_device
@@ -99,6 +100,12 @@ RUN_OPTIONS = [
         "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
     ),
     click.option(
+        "--model-dtype",
+        type=click.Choice(["float32", "bf16", "fp16"]),
+        help="run the model's forward/backward in bf16/fp16 (autocast; products ~1e-2), θ and "
+        "Krylov vectors in --dtype (default: --dtype throughout).",
+    ),
+    click.option(
         "--seed",
         type=int,
         default=0,
@@ -154,6 +161,7 @@ def open_options(opts: dict[str, Any]) -> dict[str, Any]:
         "train_mode": bool(opts.get("train_mode")),
         "trust": bool(opts.get("trust_checkpoint")),
         "seed": opts.get("seed") or 0,
+        "model_dtype": opts.get("model_dtype"),
     }
 
 
@@ -198,6 +206,10 @@ class Session:
         origin = getattr(problem, "origin", None)
         if problem is not None:
             extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
+        md = resolve_model_dtype(origin.options.get("model_dtype")) if origin else None
+        if md is not None:
+            extra.setdefault("model_dtype", f"{md} (autocast: products accurate to about "
+                             f"{ACCURACY[md]})".replace("torch.", ""))
         return RunInfo(
             command=self.command,
             seed=self.opts.get("seed") or 0,

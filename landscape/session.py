@@ -24,6 +24,7 @@ from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
 from .loading.data import load_data
 from .loading.models import build_model
 from .losses import Loss, LossFn
+from .precision import autocast_model, resolve_model_dtype
 from .problem import Problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -146,6 +147,7 @@ def open(
     seed: int = 0,
     tf32: bool = False,
     cache: bool | None = None,
+    model_dtype: str | torch.dtype | None = None,
 ) -> Problem:
     """Open ``checkpoint`` as a Problem: its model with its weights, the data and the loss.
 
@@ -163,6 +165,9 @@ def open(
             the prefix under which all of them are found.
         trust: allow checkpoint formats whose loading runs code (pickled modules, TorchScript).
         seed: seeds the built-in data sets.
+        model_dtype: ``bf16``/``fp16`` runs the model's forward and backward passes under
+            autocast, θ and the Krylov vectors staying in ``dtype`` (see
+            :mod:`landscape.precision`); None or ``float32``: ``dtype`` throughout.
         The others go to :class:`~landscape.problem.Problem`.
 
     Returns:
@@ -176,6 +181,8 @@ def open(
     origin.read(ckpt)
     notes: list[str] = []
     module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes, trust)
+    if (autocast := resolve_model_dtype(model_dtype)) is not None:
+        notes.append(autocast_model(module, autocast))
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
     problem.notes[:0] = notes

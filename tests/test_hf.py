@@ -200,3 +200,20 @@ def test_without_transformers_the_cli_says_what_to_install(folders, tmp_path, mo
     r = run_cli("spectrum", folders / "lm", "--data", folders / "tokens.npz")
     assert r.code == 2
     assert 'pip install "landscape[hf]"' in r.stderr
+
+
+def test_model_dtype_bf16_runs_the_model_under_autocast(folders, tmp_path, monkeypatch):
+    data = str(folders / "tokens.npz")
+    exact = landscape.open(folders / "lm", data=data)
+    mixed = landscape.open(folders / "lm", data=data, model_dtype="bf16")
+    assert mixed.theta.dtype == torch.float32 and any("about 1e-2" in n for n in mixed.notes)
+    assert mixed.loss() == pytest.approx(exact.loss(), rel=1e-2)
+    assert mixed.loss() != exact.loss()  # the matrix products did run in bf16
+    tops = [landscape.spectrum(p, top_k=1, density=False, tol=1e-4).whole.lambda_max
+            for p in (exact, mixed)]
+    assert tops[1] == pytest.approx(tops[0], rel=3e-2)
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("spectrum", folders / "lm", "--data", data, "--model-dtype", "bf16", "--top-k",
+                "1", "--no-density", "--json")
+    assert r.code == 0, r.stderr
+    assert "1e-2" in landscape.read_result("lm_spectrum.h5")["model_dtype"]
