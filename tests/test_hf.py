@@ -53,6 +53,7 @@ def folders(tmp_path_factory):
             p.add_(0.3 * torch.randn_like(p))
     lm.save_pretrained(root / "lm")
     lm.to(torch.bfloat16).save_pretrained(root / "lm-bf16")
+    lm.to(torch.float32).save_pretrained(root / "lm-bf16-as-f32")  # its float32 copy
     torch.manual_seed(1)
     cls = transformers.GPT2ForSequenceClassification(_config(num_labels=3))
     cls.save_pretrained(root / "cls")
@@ -152,12 +153,12 @@ def test_a_bf16_folder_is_analysed_in_float32(folders):
     ckpt = load_checkpoint(str(folders / "lm-bf16"))
     assert ckpt.format == "huggingface" and ckpt.metadata["stored_dtype"] == "bfloat16"
     tops = []
-    for name in ("lm", "lm-bf16"):
+    for name in ("lm-bf16-as-f32", "lm-bf16"):
         p = landscape.open(folders / name, data=str(folders / "tokens.npz"))
         assert p.theta.dtype == torch.float32
-        tops.append(landscape.spectrum(p, top_k=1, density=False).whole.lambda_max)
+        tops.append(landscape.spectrum(p, top_k=1, tol=1e-8, density=False).whole.lambda_max)
     assert any("bfloat16" in n for n in p.notes)
-    assert tops[1] == pytest.approx(tops[0], rel=3e-2)
+    assert tops[1] == pytest.approx(tops[0], rel=1e-5)  # float32 analysis, not bf16's 1e-2
 
 
 def test_an_explicit_loss_beats_the_head_and_ids_files_work(folders, tmp_path):
@@ -211,7 +212,7 @@ def test_model_dtype_bf16_runs_the_model_under_autocast(folders, tmp_path, monke
     assert mixed.loss() != exact.loss()  # the matrix products did run in bf16
     tops = [landscape.spectrum(p, top_k=1, density=False, tol=1e-4).whole.lambda_max
             for p in (exact, mixed)]
-    assert tops[1] == pytest.approx(tops[0], rel=3e-2)
+    assert tops[1] == pytest.approx(tops[0], rel=5e-2)  # 1.5e-2 here
     monkeypatch.chdir(tmp_path)
     r = run_cli("spectrum", folders / "lm", "--data", data, "--model-dtype", "bf16", "--top-k",
                 "1", "--no-density", "--json")
