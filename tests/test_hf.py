@@ -218,3 +218,34 @@ def test_model_dtype_bf16_runs_the_model_under_autocast(folders, tmp_path, monke
                 "1", "--no-density", "--json")
     assert r.code == 0, r.stderr
     assert "1e-2" in landscape.read_result("lm_spectrum.h5")["model_dtype"]
+
+
+def test_sharded_bin_and_base_model_folders_load_the_same_weights(folders, tmp_path):
+    import json
+    import shutil
+
+    lm = transformers.GPT2LMHeadModel.from_pretrained(folders / "lm")
+    lm.save_pretrained(tmp_path / "sharded", max_shard_size="2KB")
+    assert (tmp_path / "sharded" / "model.safetensors.index.json").exists()
+    old = tmp_path / "old"  # a base-model .bin with GPT-2's old causal-mask buffers beside
+    old.mkdir()
+    shutil.copy(folders / "lm" / "config.json", old / "config.json")
+    sd = {k.removeprefix("transformer."): v for k, v in lm.state_dict().items()
+          if k != "lm_head.weight"}
+    sd["h.0.attn.bias"] = torch.ones(1, 1, T, T)
+    torch.save(sd, old / "pytorch_model.bin")
+    ref = landscape.open(folders / "lm", data=str(folders / "tokens.npz"))
+    for folder in (tmp_path / "sharded", old):
+        p = landscape.open(folder, data=str(folders / "tokens.npz"))
+        assert torch.equal(p.theta, ref.theta) and p.loss() == ref.loss()
+    assert any("marks as unused" in n for n in p.notes)
+    index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1
+
+
+def test_lmc_between_two_folders(folders, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = run_cli("lmc", folders / "lm", folders / "lm-bf16-as-f32", "--data",
+                folders / "tokens.npz", "--json", "--no-plot")
+    assert r.code == 0, r.stderr
+    assert "barrier_loss" in r.json()["lmc"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from landscape.analyses.inspect import inspect as run_inspect
-from landscape.loading import hf
+from landscape.loading import hf, hf_summary
 from landscape.loading.optimizer import describe_optimizer
 
 from ..common import Session, analysis_options, fmt
@@ -34,7 +34,7 @@ def inspect(ckpt: str, **opts) -> None:
         f"({problem.n_samples} samples)",
         f"loss {fmt(result.loss)}  accuracy {fmt(result.accuracy, 4)}  "
         f"grad norm {fmt(result.grad_norm)}",
-        *(hf.describe(c, problem.names, problem.numels, problem.dtype)
+        *(hf_summary.describe(c, problem.names, problem.numels, problem.dtype)
           if c.format == hf.FORMAT else []),
         f"optimizer: {optim.get('kind', 'none')}"
         + (f" (step {optim.get('step')})" if optim.get("step") is not None else ""),

@@ -180,7 +180,7 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None)
             "trust_remote_code" in text and not trust) else ""
         raise InputError(f"{path}: cannot build the model from config.json ({text}){hint}") from exc
     model = model.to(torch.float32)
-    state = _with_base_prefix(model, _drop_ignored(model, ckpt.state_dict, notes))
+    state = _drop_ignored(model, _with_base_prefix(model, ckpt.state_dict), notes)
     notes.extend(load_into(model, state))
     stored = ckpt.metadata.get("stored_dtype", "")
     if stored and stored != "float32":
@@ -210,33 +210,3 @@ def _with_base_prefix(model: nn.Module, sd: dict[str, Tensor]) -> dict[str, Tens
     if not any(k.startswith(prefix + ".") for k in own):
         return sd
     return {(f"{prefix}.{k}" if f"{prefix}.{k}" in own else k): v for k, v in sd.items()}
-
-
-def block_counts(names: list[str], numels: list[int]) -> list[tuple[str, int]]:
-    """Parameters per transformer block: names cut after their first numeric component
-    (``transformer.h.3``), else after their first two (``transformer.wte``), in order."""
-    out: dict[str, int] = {}
-    for name, n in zip(names, numels):
-        parts = name.split(".")
-        cut = next((i + 1 for i, p in enumerate(parts[:-1]) if p.isdigit()), min(2, len(parts) - 1))
-        key = ".".join(parts[: max(cut, 1)])
-        out[key] = out.get(key, 0) + n
-    return list(out.items())
-
-
-def describe(ckpt: Checkpoint, names: list[str], numels: list[int], dtype: torch.dtype
-             ) -> list[str]:
-    """Summary lines for ``inspect``: architecture, stored and analysed dtype, parameters per
-    transformer block (of θ: ``names`` and ``numels`` as the Problem holds them)."""
-    config = ckpt.metadata.get("config", {})
-    arch, _, loss = head_of(config)
-    shape = ", ".join(f"{k} {config[k]}" for k in ("n_layer", "num_hidden_layers", "n_embd",
-                                                     "hidden_size", "vocab_size") if k in config)
-    blocks = "  ".join(f"{name} {n}" for name, n in block_counts(names, numels))
-    return [
-        f"architecture {arch or '?'} ({config.get('model_type', '?')}; {shape})  default loss "
-        f"{loss or 'none'}",
-        f"dtype stored {ckpt.metadata.get('stored_dtype') or '?'}, analysed "
-        f"{str(dtype).replace('torch.', '')}",
-        f"params by block: {blocks}",
-    ]
