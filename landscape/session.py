@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from . import memory
 from .errors import InputError
 from .loading import hf
 from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
@@ -186,6 +187,7 @@ def open(
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
     problem.notes[:0] = notes
+    problem.notes.append(memory.check(problem))  # before any product: refuse what cannot fit
     problem.origin = origin
     return problem
 
