@@ -11,7 +11,8 @@ keeps all of up to ``CACHED_BATCHES``; on a GPU it gives them up rather than run
 
     peak ≈ g · 3 · (f + a·B) + 4 · P · itemsize   (θ, gradient, vector, product),
 
-against the free memory: CUDA's ``mem_get_info``, or ``MemAvailable`` of ``/proc/meminfo``.
+against the free memory: CUDA's ``mem_get_info``, or ``MemAvailable`` of ``/proc/meminfo``. It is
+said in a note above 1 GiB or a quarter of the free memory, and refused above all of it.
 The Krylov basis (P · itemsize per vector) spills from a GPU to the host and is not counted.
 """
 
@@ -28,6 +29,7 @@ from .errors import InputError
 from .problem import Problem
 
 GRAPH_FACTOR = 3.0
+LOUD = float(1 << 30)  # estimates above this many bytes are said even when they fit
 
 
 @dataclass
@@ -112,8 +114,9 @@ def estimate(problem: Problem) -> MemoryEstimate:
     return MemoryEstimate(per_sample, fixed, peak, free_bytes(problem.device), batch, graphs)
 
 
-def check(problem: Problem) -> str:
-    """A note with the estimate; ``InputError`` suggesting a ``batch_size`` when it won't fit."""
+def check(problem: Problem) -> str | None:
+    """A note with the estimate when it matters (over ``LOUD`` bytes or a quarter of the free
+    memory; None below); ``InputError`` suggesting a ``batch_size`` when it won't fit."""
     try:
         e = estimate(problem)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # a model of the user's own
@@ -126,5 +129,5 @@ def check(problem: Problem) -> str:
         fit = e.batch_size_that_fits(4.0 * problem.size * problem.theta.element_size())
         advice = f"use `batch_size` {fit} or less" if fit > 0 else "use a smaller model or dtype"
         raise InputError(f"{note}: it will not fit; {advice}")
-    return note
+    return note if e.peak > LOUD or (e.free is not None and e.peak > e.free / 4) else None
 

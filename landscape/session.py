@@ -187,7 +187,8 @@ def open(
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
     problem.notes[:0] = notes
-    problem.notes.append(memory.check(problem))  # before any product: refuse what cannot fit
+    if (said := memory.check(problem)) is not None:  # before any product: refuse what won't fit
+        problem.notes.append(said)
     problem.origin = origin
     return problem
 
