@@ -90,11 +90,12 @@ def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
     a pickled module is used as it is. ``state_prefix`` names the prefix of the model's keys in
     the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``. A
     Hugging Face folder builds its own model (:func:`landscape.loading.hf.build`; ``trust``
-    allows the folder's own code) unless another ``model`` is given.
+    allows the folder's own code, ``model_kwargs`` override its config) unless another ``model``
+    is given.
     """
     notes = [] if notes is None else notes
     if ckpt.format == hf.FORMAT and (model is None or model == ckpt.spec.get("model")):
-        return hf.build(ckpt, trust=trust, notes=notes), ckpt.spec["model"]
+        return hf.build(ckpt, trust, notes, overrides=model_kwargs), ckpt.spec["model"]
     if isinstance(model, nn.Module):
         notes.extend(load_into(model, ckpt.state_dict, prefix=state_prefix))
         return model, f"{type(model).__name__} (given)"

@@ -165,6 +165,9 @@ def test_an_explicit_loss_beats_the_head_and_ids_files_work(folders, tmp_path):
     np.save(tmp_path / "ids.npy", _tokens()["input_ids"][:, :3].numpy() + 1)
     p = landscape.open(folders / "lm", data=str(tmp_path / "ids.npy"), loss="cross-entropy")
     assert p.loss_name == "cross-entropy" and p.n_targets == N * 3
+    p = landscape.open(folders / "lm", data=str(tmp_path / "ids.npy"),
+                       model_kwargs={"layer_norm_epsilon": 0.5})  # config overrides
+    assert p.model.config.layer_norm_epsilon == 0.5 and p.loss_name == "causal-lm"
 
 
 def test_folders_without_weights_or_with_their_own_code_are_refused(folders, tmp_path):
@@ -249,3 +252,9 @@ def test_lmc_between_two_folders(folders, tmp_path, monkeypatch):
                 folders / "tokens.npz", "--json", "--no-plot")
     assert r.code == 0, r.stderr
     assert "barrier_loss" in r.json()["lmc"]
+
+
+def test_a_base_model_without_a_head_says_it_has_no_default_loss(folders, tmp_path):
+    transformers.GPT2Model(_config()).save_pretrained(tmp_path / "base")
+    p = landscape.open(tmp_path / "base", data=str(folders / "tokens.npz"), loss="cross-entropy")
+    assert any("no default loss for the head GPT2Model" in n for n in p.notes)

@@ -157,8 +157,10 @@ def _refuse_own_code(transformers: Any, ckpt: Checkpoint, trust: bool) -> None:
                      f"the folder (auto_map); loading it runs that code: {TRUST_HINT}")
 
 
-def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None) -> nn.Module:
-    """The model of a Hugging Face folder with its weights loaded, in float32, eager attention.
+def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None,
+          overrides: dict[str, Any] | None = None) -> nn.Module:
+    """The model of a Hugging Face folder with its weights loaded, in float32, eager attention;
+    ``overrides`` (``model_kwargs``) replace config.json's values, as ``from_pretrained`` does.
 
     Raises ``InputError`` without ``transformers`` (naming the install line), for a folder whose
     model is its own code without ``trust``, and for weights that do not fit the config."""
@@ -168,9 +170,9 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None)
     _refuse_own_code(transformers, ckpt, trust)
     try:
         config = transformers.AutoConfig.from_pretrained(
-            path, local_files_only=True, trust_remote_code=bool(trust)
+            path, local_files_only=True, trust_remote_code=bool(trust), **(overrides or {})
         )
-        _, auto, _ = head_of(ckpt.metadata.get("config", {}))
+        arch, auto, _ = head_of(ckpt.metadata.get("config", {}))
         model = _auto_class(transformers, config, auto).from_config(
             config, trust_remote_code=bool(trust), attn_implementation="eager"
         )
@@ -186,6 +188,9 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None)
     if stored and stored != "float32":
         notes.append(f"weights stored in {stored}: analysed in the problem's dtype (--dtype)")
     notes.append("attention runs eager (SDPA's flash/efficient kernels have no double backward)")
+    if auto is None:
+        notes.append(f"no default loss for the head {arch or '(none named)'}: built as "
+                     f"{type(model).__name__}; pass `loss`")
     return model
 
 
