@@ -120,7 +120,8 @@ def write_results(path: Path, device: torch.device, body: list[str]) -> None:
             "matvecs.", ""]
     for kind in kinds:
         text += [f"<!-- {kind}:start -->", parts[kind].rstrip("\n"), f"<!-- {kind}:end -->", ""]
-    path.write_text("\n".join(text))
+    kept = re.search(r"<!-- hf:start -->\n.*?<!-- hf:end -->\n", old, re.S)  # hf_gpt2_small.py
+    path.write_text("\n".join(text) + ("\n" + kept.group(0) if kept else ""))
 
 
 def publish(run: dict, kind: str, out: Path | None) -> int:
