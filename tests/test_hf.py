@@ -259,3 +259,17 @@ def test_a_base_model_without_a_head_says_it_has_no_default_loss(folders, tmp_pa
     np.save(tmp_path / "ids.npy", _tokens()["input_ids"].numpy() % 8)  # 8 hidden units
     p = landscape.open(tmp_path / "base", data=str(tmp_path / "ids.npy"), loss="cross-entropy")
     assert any("no default loss for the head GPT2Model" in n for n in p.notes)
+
+
+def test_a_datasets_folder_of_ragged_rows_gives_the_padded_files_loss(folders, tmp_path):
+    datasets = pytest.importorskip("datasets")
+    tok = _tokens()
+    rows = [r[:n].tolist() for r, n in zip(tok["input_ids"], LENGTHS)]
+    ds = datasets.Dataset.from_dict({"input_ids": rows})
+    datasets.DatasetDict({"train": ds, "test": ds.select(range(2))}).save_to_disk(tmp_path / "d")
+    ref = landscape.open(folders / "lm", data=str(folders / "tokens.npz"), batch_size=4)
+    p = landscape.open(folders / "lm", data=str(tmp_path / "d"), data_kwargs={"split": "train"},
+                       batch_size=4)
+    assert p.n_targets == ref.n_targets and p.loss() == pytest.approx(ref.loss(), rel=1e-6)
+    with pytest.raises(InputError, match="choose one"):
+        landscape.open(folders / "lm", data=str(tmp_path / "d"))

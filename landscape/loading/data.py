@@ -3,7 +3,8 @@
 Built-ins (deterministic from ``seed``): ``gmm``, ``regression``, ``tokens``, ``images``.
 Files: ``.npz`` with ``x``/``y``; ``.pt`` dict ``{x, y}`` or tuple ``(x, y)``; ``.h5``/``.hdf5``
 with datasets ``x``/``y``; these are read into two tensors. Token files (``.npy``/``.pt`` ids,
-``.npz``/``.pt`` with ``input_ids``) are read by :mod:`landscape.loading.tokens`. Factories
+``.npz``/``.pt`` with ``input_ids``) and ``datasets`` ``save_to_disk`` folders are read by
+:mod:`landscape.loading.tokens`. Factories
 (``pkg.module:f`` or ``file.py:f``) may return ``(x, y)`` (two tensors) or a torch Dataset, a
 DataLoader, a list of batches or a function returning one: those stay a stream, read batch by
 batch on every pass (see :mod:`landscape.stream`), so a data set larger than memory can be analysed.
@@ -23,7 +24,7 @@ from torch import Tensor
 
 from landscape.errors import InputError
 from landscape.loading.imports import import_object, is_object_spec, one_line, resolve_path
-from landscape.loading.tokens import read_tokens
+from landscape.loading.tokens import is_saved_dataset, read_saved_dataset, read_tokens
 
 FILE_SUFFIXES = (".npz", ".npy", ".pt", ".pth", ".h5", ".hdf5")
 
@@ -183,6 +184,9 @@ def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int 
         raise InputError(f"`max_samples` must be positive, got {max_samples}")
     if spec in BUILTIN:
         x, y = _builtin(spec, kwargs, seed)
+    elif is_saved_dataset(folder := resolve_path(spec, base_dir) or ""):  # save_to_disk
+        rows = read_saved_dataset(folder, kwargs.get("split"), max_samples)
+        return DataSet(None, None, name=spec, task="tokens", stream=rows)
     elif spec.lower().endswith(FILE_SUFFIXES):
         found = resolve_path(spec, base_dir)
         if found is None or not os.path.isfile(found):

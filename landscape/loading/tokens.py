@@ -6,7 +6,9 @@
   ``attention_mask`` ``(N, T)`` and ``labels`` (``(N, T)`` per token, or ``(N,)`` per sequence for
   a classification head; default: the ids): rows become dict batches
   ``{input_ids, attention_mask, labels}`` that ``--batch-size`` cuts. Where the mask is 0 the
-  label becomes −100 (:mod:`landscape.batches`), so padding never counts.
+  label becomes −100 (:mod:`landscape.batches`), so padding never counts;
+- a folder written by ``datasets``' ``save_to_disk`` (when ``datasets`` is installed): the same
+  columns, rows of different lengths padded on the right.
 """
 
 from __future__ import annotations
@@ -98,3 +100,57 @@ def read_tokens(path: str, max_samples: int | None = None) -> tuple[Any, Any] | 
         ids = _ids(obj, path)[:max_samples]
         return ids, ids.clone()
     return None
+
+
+def is_saved_dataset(path: str) -> bool:
+    """Whether ``path`` is a folder written by ``datasets``' ``save_to_disk``."""
+    marks = ("dataset_info.json", "state.json", "dataset_dict.json")
+    return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in marks)
+
+
+def _padded(rows: list, fill: int) -> Tensor:
+    """Rows of different lengths as one (N, T_max) tensor, padded on the right with ``fill``."""
+    width = max(len(r) for r in rows)
+    out = torch.full((len(rows), width), fill, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+    return out
+
+
+def read_saved_dataset(path: str, split: str | None = None,
+                       max_samples: int | None = None) -> TokenRows:
+    """The ``input_ids``/``attention_mask``/``labels`` columns of a ``save_to_disk`` folder as
+    dict rows; rows of different lengths are padded on the right (mask 0, labels −100).
+    ``split`` picks one split of a ``DatasetDict`` (``--data-kwargs '{"split": "test"}'``)."""
+    try:
+        import datasets
+    except ImportError:
+        raise InputError(f"{path} is a datasets folder: reading it needs 'datasets' "
+                         "(pip install datasets)") from None
+    try:
+        ds = datasets.load_from_disk(path)
+    except Exception as exc:  # the library raises many types for bad folders
+        raise InputError(f"cannot read the datasets folder {path}: {one_line(exc)}") from exc
+    if isinstance(ds, datasets.DatasetDict):
+        if split is None and len(ds) != 1:
+            raise InputError(f"{path} holds the splits {', '.join(ds)}: choose one with "
+                             "--data-kwargs '{\"split\": NAME}'")
+        if split is not None and split not in ds:
+            raise InputError(f"{path} has no split {split!r} (it has {', '.join(ds)})")
+        ds = ds[split if split is not None else next(iter(ds))]
+    if "input_ids" not in ds.column_names:
+        raise InputError(f"{path}: no 'input_ids' column (it has {', '.join(ds.column_names)})")
+    if max_samples is not None:
+        ds = ds.select(range(min(max_samples, len(ds))))
+    ids = list(ds["input_ids"])
+    found: dict[str, Any] = {"input_ids": _padded(ids, 0)}
+    lengths = torch.tensor([len(r) for r in ids])
+    real = torch.arange(found["input_ids"].shape[1])[None, :] < lengths[:, None]
+    mask = _padded(list(ds["attention_mask"]), 0) if "attention_mask" in ds.column_names \
+        else real.long()
+    found["attention_mask"] = mask
+    if "labels" in ds.column_names:
+        labels = list(ds["labels"])
+        per_token = bool(labels) and isinstance(labels[0], (list, tuple))
+        found["labels"] = _padded(labels, -100) if per_token else torch.as_tensor(labels)
+    return _rows(found, path, None)
