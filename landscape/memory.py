@@ -102,14 +102,15 @@ def _saved(problem: Problem, n: int) -> float:
 
 def estimate(problem: Problem) -> MemoryEstimate:
     """The estimated peak of one Hessian-vector product of ``problem`` (see the module doc)."""
-    two, four = _saved(problem, 2), _saved(problem, 4)  # two: batch norm needs more than one
-    per_sample = max(four - two, 0.0) / 2
+    batch = len(problem._first()[1])  # the first batch is the largest one
+    more = min(4, batch)  # from 2 samples up: batch norm needs more than one
+    two, four = _saved(problem, 2), _saved(problem, more)
+    per_sample = max(four - two, 0.0) / (more - 2) if more > 2 else two / max(batch, 1)
     fixed = max(two - 2 * per_sample, 0.0)
     # the CPU operator keeps every batch's graph when there are few; a GPU one drops them on OOM
     kept = problem.n_batches <= CACHED_BATCHES and problem.device.type != "cuda"
     graphs = problem.n_batches if kept else 1
     vectors = 4.0 * problem.size * problem.theta.element_size()
-    batch = len(problem._first()[1])  # the first batch is the largest one
     peak = graphs * GRAPH_FACTOR * (fixed + per_sample * batch) + vectors
     return MemoryEstimate(per_sample, fixed, peak, free_bytes(problem.device), batch, graphs)
 
