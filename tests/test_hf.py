@@ -273,3 +273,63 @@ def test_a_datasets_folder_of_ragged_rows_gives_the_padded_files_loss(folders, t
     assert p.n_targets == ref.n_targets and p.loss() == pytest.approx(ref.loss(), rel=1e-6)
     with pytest.raises(InputError, match="choose one"):
         landscape.open(folders / "lm", data=str(tmp_path / "d"))
+
+
+MINE_CONFIG = """
+from transformers import PretrainedConfig
+
+
+class MineConfig(PretrainedConfig):
+    model_type = "mine"
+
+    def __init__(self, width=4, vocab_size=VOCAB, **kw):
+        self.width, self.vocab_size = width, vocab_size
+        super().__init__(**kw)
+""".replace("VOCAB", str(VOCAB))
+MINE_MODEL = """
+import torch
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutput
+
+from .configuration_mine import MineConfig
+
+
+class MineForCausalLM(PreTrainedModel):
+    config_class = MineConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.emb = torch.nn.Embedding(config.vocab_size, config.width)
+        self.out = torch.nn.Linear(config.width, config.vocab_size)
+        self.post_init()
+
+    def forward(self, input_ids, attention_mask=None, **kw):
+        return CausalLMOutput(logits=self.out(torch.tanh(self.emb(input_ids))))
+"""
+
+
+def test_a_folder_with_its_own_code_loads_only_when_trusted(folders, tmp_path, monkeypatch):
+    import json
+
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(transformers.dynamic_module_utils, "HF_MODULES_CACHE",
+                        str(tmp_path / "modules"))  # where transformers copies the code
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "configuration_mine.py").write_text(MINE_CONFIG)
+    (own / "modeling_mine.py").write_text(MINE_MODEL)
+    (own / "config.json").write_text(json.dumps({
+        "model_type": "mine", "architectures": ["MineForCausalLM"], "width": 4,
+        "auto_map": {"AutoConfig": "configuration_mine.MineConfig",
+                     "AutoModelForCausalLM": "modeling_mine.MineForCausalLM"}}))
+    g = torch.Generator().manual_seed(0)
+    save_file({"emb.weight": torch.randn(VOCAB, 4, generator=g),
+               "out.weight": torch.randn(VOCAB, 4, generator=g),
+               "out.bias": torch.zeros(VOCAB)}, own / "model.safetensors")
+    data = str(folders / "tokens.npz")
+    with pytest.raises(InputError, match="Python code in the folder.*trust-checkpoint"):
+        landscape.open(own, data=data)
+    p = landscape.open(own, data=data, trust=True)
+    assert type(p.model).__name__ == "MineForCausalLM" and p.loss_name == "causal-lm"
+    assert p.size == 2 * VOCAB * 4 + VOCAB and np.isfinite(p.loss())
