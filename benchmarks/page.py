@@ -121,9 +121,11 @@ def write_results(path: Path, device: torch.device, body: list[str]) -> None:
             "matvecs.", ""]
     for kind in kinds:
         text += [f"<!-- {kind}:start -->", parts[kind].rstrip("\n"), f"<!-- {kind}:end -->", ""]
-    kept = re.search(r"<!-- others:start -->\n.*?<!-- others:end -->", old, re.S)
-    if kept:  # the figures other scripts measure (data_memory.py, distributed_speed.py)
-        text += [kept.group(0), ""]
+    for name in ("others", "hf"):  # the figures other scripts measure (data_memory.py,
+        # distributed_speed.py; hf_gpt2_small.py) stay as they are
+        kept = re.search(rf"<!-- {name}:start -->\n.*?<!-- {name}:end -->", old, re.S)
+        if kept:
+            text += [kept.group(0), ""]
     path.write_text("\n".join(text))
 
 

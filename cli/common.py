@@ -20,6 +20,7 @@ import torch
 import landscape
 from landscape import distributed
 from landscape.plots import draw
+from landscape.precision import ACCURACY, resolve_model_dtype
 from landscape.problem import Problem
 from landscape.results import Result, RunInfo, read_result, result_summary, write_result
 from landscape.session import resolve_device
@@ -100,6 +101,12 @@ RUN_OPTIONS = [
         "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
     ),
     click.option(
+        "--model-dtype",
+        type=click.Choice(["float32", "bf16", "fp16"]),
+        help="run the model's forward/backward in bf16/fp16 (autocast; products ~1e-2), θ and "
+        "Krylov vectors in --dtype (default: --dtype throughout).",
+    ),
+    click.option(
         "--seed",
         type=int,
         default=0,
@@ -164,6 +171,7 @@ def open_options(opts: dict[str, Any]) -> dict[str, Any]:
         "train_mode": bool(opts.get("train_mode")),
         "trust": bool(opts.get("trust_checkpoint")),
         "seed": opts.get("seed") or 0,
+        "model_dtype": opts.get("model_dtype"),
     }
 
 
@@ -223,6 +231,10 @@ class Session:
         check = getattr(self, "verification", None)
         if check is not None:
             extra.update(verify_symmetry=check.symmetry, verify_fd_gap=check.fd_gap)
+        md = resolve_model_dtype(origin.options.get("model_dtype")) if origin else None
+        if md is not None:
+            extra.setdefault("model_dtype", f"{md} (autocast: products accurate to about "
+                             f"{ACCURACY[md]})".replace("torch.", ""))
         return RunInfo(
             command=self.command,
             seed=self.opts.get("seed") or 0,

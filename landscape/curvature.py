@@ -28,6 +28,9 @@ from .problem import Problem
 
 CURVATURES = ("hessian", "ggn", "fisher", "ef")
 CACHED_BATCHES = 4  # keep the gradient graphs of at most this many batches between products
+FALLBACK_NOTE = ("curvature products: an op has no forward-mode or double-backward rule (fused "
+                 "SDPA flash/efficient attention?): switched to reverse-over-reverse with the "
+                 "math attention kernel")
 
 
 class CurvatureOperator:
@@ -195,6 +198,8 @@ class CurvatureOperator:
                     raise
                 self.reverse_over_reverse = True
                 self._graphs.clear()
+                if FALLBACK_NOTE not in self.problem.notes:  # said once, printed by the CLI
+                    self.problem.notes.append(FALLBACK_NOTE)
                 stack.enter_context(math_attention())
                 return self._apply(V)
 

@@ -18,12 +18,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import distributed
+from . import distributed, memory
 from .errors import InputError
+from .loading import hf
 from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
 from .loading.data import load_data
 from .loading.models import build_model
 from .losses import Loss, LossFn
+from .precision import autocast_model, resolve_model_dtype
 from .problem import Problem
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -85,14 +87,19 @@ def _dtype(value: str | torch.dtype) -> torch.dtype:
 
 def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
           model_kwargs: dict[str, Any] | None = None, state_prefix: str | None = None,
-          notes: list[str] | None = None) -> tuple[nn.Module, str]:
+          notes: list[str] | None = None, trust: bool = False) -> tuple[nn.Module, str]:
     """The model of ``ckpt`` with its weights loaded, and the spec it was built from.
 
     ``model`` (a spec or a module to load the weights into) beats the checkpoint's own spec;
     a pickled module is used as it is. ``state_prefix`` names the prefix of the model's keys in
-    the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``.
+    the checkpoint (found by itself otherwise); what loading noticed goes to ``notes``. A
+    Hugging Face folder builds its own model (:func:`landscape.loading.hf.build`; ``trust``
+    allows the folder's own code, ``model_kwargs`` override its config) unless another ``model``
+    is given.
     """
     notes = [] if notes is None else notes
+    if ckpt.format == hf.FORMAT and (model is None or model == ckpt.spec.get("model")):
+        return hf.build(ckpt, trust, notes, overrides=model_kwargs), ckpt.spec["model"]
     if isinstance(model, nn.Module):
         notes.extend(load_into(model, ckpt.state_dict, prefix=state_prefix))
         return model, f"{type(model).__name__} (given)"
@@ -146,11 +153,13 @@ def open(
     seed: int = 0,
     tf32: bool = False,
     cache: bool | None = None,
+    model_dtype: str | torch.dtype | None = None,
 ) -> Problem:
     """Open ``checkpoint`` as a Problem: its model with its weights, the data and the loss.
 
     Args:
-        checkpoint: a checkpoint file (see :mod:`landscape.loading.checkpoints`).
+        checkpoint: a checkpoint file (see :mod:`landscape.loading.checkpoints`) or a Hugging
+            Face folder (see :mod:`landscape.loading.hf`; its head picks the default loss).
         model: a model spec (zoo name, ``pkg.module:factory``, ``file.py:factory``) or a module
             to load the weights into; None: the checkpoint's own ``landscape`` entry.
         data: a data spec (built-in name, file, factory spec) or any source of batches a Problem
@@ -162,6 +171,9 @@ def open(
             the prefix under which all of them are found.
         trust: allow checkpoint formats whose loading runs code (pickled modules, TorchScript).
         seed: seeds the built-in data sets.
+        model_dtype: ``bf16``/``fp16`` runs the model's forward and backward passes under
+            autocast, θ and the Krylov vectors staying in ``dtype`` (see
+            :mod:`landscape.precision`); None or ``float32``: ``dtype`` throughout.
         The others go to :class:`~landscape.problem.Problem`.
 
     Returns:
@@ -174,10 +186,14 @@ def open(
     origin = Origin(ckpt, "", "", options)
     origin.read(ckpt)
     notes: list[str] = []
-    module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes)
+    module, origin.model_spec = build(ckpt, model, model_kwargs, state_prefix, notes, trust)
+    if (autocast := resolve_model_dtype(model_dtype)) is not None:
+        notes.append(autocast_model(module, autocast))
     source, origin.data_spec = data_source(ckpt, data, data_kwargs, max_samples, seed)
     problem = _problem(module, source, ckpt.spec.get("loss") if loss is None else loss, options)
     problem.notes[:0] = notes
+    if (said := memory.check(problem)) is not None:  # before any product: refuse what won't fit
+        problem.notes.append(said)
     problem.origin = origin
     return problem
 
@@ -207,7 +223,8 @@ def weights_like(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -
     if spec is None or spec.endswith("(given)"):
         model = copy.deepcopy(problem.model)  # never overwrite the first model's own weights
     else:
-        model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"])
+        model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"],
+                         trust=bool(origin.options["trust"]))
     try:
         load_into(model, other.state_dict, prefix=origin.options["state_prefix"])
     except InputError as e:

@@ -7,7 +7,7 @@ import pkgutil
 
 import click
 
-ORDER = ["inspect", "spectrum", "trace", "sharpness", "ghost", "lmc", "surface", "track", "check"]
+ORDER = ["inspect", "spectrum", "blocks", "trace", "sharpness", "ghost", "lmc", "surface", "track", "check"]
 
 
 def _discover() -> list[click.Command]:

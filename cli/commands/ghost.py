@@ -12,8 +12,8 @@ from .sharpness import OPTIMIZER_OPTION
 
 
 @click.command("ghost")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
+@click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path())
 @click.option(
     "--direction",
     default=None,

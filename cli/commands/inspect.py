@@ -5,13 +5,14 @@ from __future__ import annotations
 import click
 
 from landscape.analyses.inspect import inspect as run_inspect
+from landscape.loading import hf, hf_summary
 from landscape.loading.optimizer import describe_optimizer
 
 from ..common import Session, analysis_options, fmt
 
 
 @click.command("inspect")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @analysis_options
 def inspect(ckpt: str, **opts) -> None:
     """Show what CKPT holds and how its model does on the data.
@@ -33,6 +34,8 @@ def inspect(ckpt: str, **opts) -> None:
         f"({problem.n_samples} samples)",
         f"loss {fmt(result.loss)}  accuracy {fmt(result.accuracy, 4)}  "
         f"grad norm {fmt(result.grad_norm)}",
+        *(hf_summary.describe(c, problem.names, problem.numels, problem.dtype)
+          if c.format == hf.FORMAT else []),
         f"optimizer: {optim.get('kind', 'none')}"
         + (f" (step {optim.get('step')})" if optim.get("step") is not None else ""),
         f"{'layer':<32}{'params':>10}{'norm':>12}{'grad norm':>12}",

@@ -13,7 +13,7 @@ from ..common import Session, analysis_options, fmt
 
 
 @click.command("lmc")
-@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--points",
     type=click.IntRange(min=2),

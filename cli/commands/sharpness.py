@@ -32,8 +32,8 @@ def OPTIMIZER_OPTION(f):  # noqa: N802 - used as a decorator like the click opti
 
 
 @click.command("sharpness")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
+@click.argument("next_ckpt", metavar="[NEXT]", required=False, type=click.Path())
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),

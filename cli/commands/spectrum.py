@@ -67,7 +67,7 @@ def summary_lines(r: SpectrumResult, source: str) -> list[str]:
 
 
 @click.command("spectrum")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @click.option(
     "--top-k",
     type=click.IntRange(min=1),

@@ -66,7 +66,7 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
 
 
 @click.command("trace")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @click.option(
     "--method",
     type=click.Choice(METHODS),

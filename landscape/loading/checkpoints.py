@@ -1,10 +1,11 @@
 """Read checkpoints safely and load their weights into a model.
 
 ``load_checkpoint`` recognises plain state dicts, ``{"state_dict"|"model": ...}`` wrappers,
-PyTorch Lightning ``.ckpt`` files, ``.safetensors`` and the self-describing
-``{"state_dict", "landscape", "optimizer"}`` dict. Everything goes through
-``torch.load(weights_only=True)``; whole pickled modules and TorchScript archives load only
-with ``trust=True``. ``load_into`` (from ``state_dicts.py``) loads the weights into a model.
+PyTorch Lightning ``.ckpt`` files, ``.safetensors``, the self-describing
+``{"state_dict", "landscape", "optimizer"}`` dict and Hugging Face folders (``loading/hf.py``).
+Everything goes through ``torch.load(weights_only=True)``; whole pickled modules and TorchScript
+archives load only with ``trust=True``. ``load_into`` (from ``state_dicts.py``) loads the weights
+into a model.
 """
 
 from __future__ import annotations
@@ -197,7 +198,12 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
     if not os.path.exists(path):
         raise InputError(f"checkpoint {path} does not exist")
     if os.path.isdir(path):
-        raise InputError(f"checkpoint {path} is a directory, not a file")
+        from landscape.loading import hf  # a Hugging Face folder (config.json + weights)
+
+        if hf.is_folder(path):
+            return hf.read_folder(path)
+        raise InputError(f"checkpoint {path} is a directory, not a file nor a Hugging Face "
+                         "folder (config.json and weights)")
     try:
         size = os.path.getsize(path)
         sha = file_sha256(path)

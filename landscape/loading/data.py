@@ -2,10 +2,12 @@
 
 Built-ins (deterministic from ``seed``): ``gmm``, ``regression``, ``tokens``, ``images``.
 Files: ``.npz`` with ``x``/``y``; ``.pt`` dict ``{x, y}`` or tuple ``(x, y)``; ``.h5``/``.hdf5``
-with datasets ``x``/``y``; these are read into two tensors. Factories (``pkg.module:f`` or
-``file.py:f``) may return ``(x, y)`` (two tensors) or a torch Dataset, a DataLoader, a list of
-batches or a function returning one: those stay a stream, read batch by batch on every pass (see
-:mod:`landscape.stream`), so a data set larger than memory can be analysed.
+with datasets ``x``/``y``; these are read into two tensors. Token files (``.npy``/``.pt`` ids,
+``.npz``/``.pt`` with ``input_ids``) and ``datasets`` ``save_to_disk`` folders are read by
+:mod:`landscape.loading.tokens`. Factories
+(``pkg.module:f`` or ``file.py:f``) may return ``(x, y)`` (two tensors) or a torch Dataset, a
+DataLoader, a list of batches or a function returning one: those stay a stream, read batch by
+batch on every pass (see :mod:`landscape.stream`), so a data set larger than memory can be analysed.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from torch import Tensor
 
 from landscape.errors import InputError
 from landscape.loading.imports import import_object, is_object_spec, one_line, resolve_path
+from landscape.loading.tokens import is_saved_dataset, read_saved_dataset, read_tokens
 
-FILE_SUFFIXES = (".npz", ".pt", ".pth", ".h5", ".hdf5")
+FILE_SUFFIXES = (".npz", ".npy", ".pt", ".pth", ".h5", ".hdf5")
 
 
 @dataclass
@@ -34,7 +37,7 @@ class DataSet:
     x: Tensor | None
     y: Tensor | None
     name: str
-    task: str  # 'classification', 'regression' or 'stream' (the loss decides)
+    task: str  # 'classification', 'regression', 'tokens' or 'stream' (the loss decides)
     stream: Any = None
 
     def __len__(self) -> int:
@@ -181,12 +184,18 @@ def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int 
         raise InputError(f"`max_samples` must be positive, got {max_samples}")
     if spec in BUILTIN:
         x, y = _builtin(spec, kwargs, seed)
+    elif is_saved_dataset(folder := resolve_path(spec, base_dir) or ""):  # save_to_disk
+        rows = read_saved_dataset(folder, kwargs.get("split"), max_samples)
+        return DataSet(None, None, name=spec, task="tokens", stream=rows)
     elif spec.lower().endswith(FILE_SUFFIXES):
         found = resolve_path(spec, base_dir)
         if found is None or not os.path.isfile(found):
             where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
             raise InputError(f"data file {spec} not found{where}")
-        x, y = _read_file(found)
+        tokens = read_tokens(found, max_samples)
+        if tokens is not None and tokens[1] is None:  # input_ids with mask/labels: dict rows
+            return DataSet(None, None, name=spec, task="tokens", stream=tokens[0])
+        x, y = tokens if tokens is not None else _read_file(found)
     elif is_object_spec(spec):
         factory = import_object(spec, base_dir)
         try:
