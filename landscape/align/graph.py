@@ -1,8 +1,9 @@
 """Permutation groups of a network, found by tracing it with ``torch.fx``.
 
-A hidden unit of a Linear/Conv layer can be relabelled without changing the function if every
-tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git Re-Basin",
-§2). Tracing follows each feature axis from the layer that creates it: norm layers and
+A hidden unit of a Linear/Conv layer (or of a linear-like module such as transformers' ``Conv1D``,
+whose weight is stored transposed: see ``layers``) can be relabelled without changing the function
+if every tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git
+Re-Basin", §2). Tracing follows each feature axis from the layer that creates it: norm layers and
 elementwise ops carry it along, a residual add ties the axes of its operands into one group, and
 an axis that reaches the output (or mixes with the input) is fixed. Any other op touching a
 permutable axis stops alignment with an ``InputError`` naming the module.
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import InputError
+from .layers import linear_layout
 from .trace import trace
 
 FIXED = 0  # the union-find root of axes that must not move
@@ -122,13 +124,15 @@ class _Finder:
         m, name, s = self.modules[node.target], node.target, self.arg(node)
         out_shape = self.shape(node)
         conv = isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
-        if isinstance(m, nn.Linear) or (conv and m.groups == 1):
+        layout = linear_layout(m)
+        if layout is not None or (conv and m.groups == 1):
+            out_axis, in_axis = (layout.out_axis, layout.in_axis) if layout else (0, 1)
             want = 1 if conv else len(self.shape(node.args[0]) or (0,)) - 1
             if s is not None and s[1] != want:
                 raise self.stop(node, f"receives permuted features on axis {s[1]}")
-            self.tie(name, s[0] if s else None, "weight", 1)
+            self.tie(name, s[0] if s else None, "weight", in_axis)
             g = self.new(name)
-            self.tie(name, g, "weight", 0)
+            self.tie(name, g, "weight", out_axis)
             self.tie(name, g, "bias", 0)
             return (g, 1 if conv else len(out_shape) - 1)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -17,6 +17,7 @@ from torch.fx.experimental.meta_tracer import MetaTracer
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import InputError
+from .layers import linear_layout
 
 
 class _Tracer(MetaTracer):
@@ -33,6 +34,10 @@ class _Tracer(MetaTracer):
             return super().call_module(m, forward, args, kwargs)
         finally:
             self.lmc_scope.pop()
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """Linear-like modules (``layers.linear_layout``) stay whole, like ``nn.Linear``."""
+        return linear_layout(m) is not None or super().is_leaf_module(m, module_qualified_name)
 
     def create_node(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         node = super().create_node(*args, **kwargs)

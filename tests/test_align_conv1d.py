@@ -1,0 +1,112 @@
+"""Alignment of transformers-style ``Conv1D`` layers (weight stored (in, out), y = x·W + b), as
+GPT-2 uses: a hand-permuted copy is recovered exactly (known answer: the inverse permutation)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from test_align import _train, blobs
+from torch import nn
+
+from landscape.align import align_weights, permutation_spec
+from landscape.analyses.lmc import lmc
+from landscape.errors import InputError
+from landscape.problem import Problem
+
+
+class Conv1D(nn.Module):
+    """The layout of ``transformers.pytorch_utils.Conv1D``: weight (nx, nf), y = x W + b."""
+
+    def __init__(self, nf: int, nx: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * nx**-0.5)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size_out = x.size()[:-1] + (self.nf,)
+        x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+        return x.view(size_out)
+
+
+class Conv1DMLP(nn.Module):
+    def __init__(self, d_in: int = 6, hidden: int = 16, d_out: int = 3) -> None:
+        super().__init__()
+        self.fc = Conv1D(hidden, d_in)
+        self.proj = Conv1D(d_out, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(torch.tanh(self.fc(x)))
+
+
+def _trained() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    x, y = blobs(96, (6,))
+    torch.manual_seed(0)
+    return _train(Conv1DMLP(), x, y).double(), x.double(), y
+
+
+def _permuted(model: nn.Module, perm: torch.Tensor) -> dict[str, torch.Tensor]:
+    """B = A with its hidden units relabelled by hand: unit i of B is unit perm[i] of A."""
+    s = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    s["fc.weight"] = s["fc.weight"][:, perm]  # (in, out): hidden units are columns
+    s["fc.bias"] = s["fc.bias"][perm]
+    s["proj.weight"] = s["proj.weight"][perm, :]  # (in, out): hidden units are rows
+    return s
+
+
+def test_conv1d_groups_use_the_transposed_axes():
+    spec = permutation_spec(Conv1DMLP(), torch.randn(4, 6))
+    assert spec.sizes == {"fc": 16}
+    assert set(spec.groups["fc"]) == {("fc.weight", 1), ("fc.bias", 0), ("proj.weight", 0)}
+
+
+def test_conv1d_mlp_permutation_recovered_exactly():
+    model, x, y = _trained()
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(7))
+    a = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    b = _permuted(model, perm)
+    with torch.no_grad():  # the same function with different weights
+        out_a = model(x)
+        model.load_state_dict(b)
+        out_b = model(x)
+        model.load_state_dict(a)
+    torch.testing.assert_close(out_a, out_b)
+    aligned, match, _ = align_weights(model, a, b, x[:4])
+    assert torch.equal(match.perms["fc"], torch.argsort(perm))
+    assert all(torch.equal(aligned[k], a[k]) for k in a)
+    p = Problem(model, x, y, batch_size=32, dtype=torch.float64)
+    raw = lmc(p, [b], points=5)
+    r = lmc(p, [b], points=5, align="weights")
+    print(
+        f"Conv1D MLP: barrier {raw.barriers['barrier_loss']:.3g} unaligned, "
+        f"{r.barriers['barrier_loss']:.3g} aligned"
+    )
+    assert raw.barriers["barrier_loss"] > 0.05
+    assert abs(r.barriers["barrier_loss"]) <= 1e-6
+    assert r.alignment["distance_after"] == 0.0 and r.alignment["moved"].sum() > 0
+    assert np.allclose(r.curves["loss"], r.curves["loss"][0], rtol=0, atol=1e-12)
+
+
+def test_a_conv1d_lookalike_without_nf_is_not_taken_for_one():
+    class Conv1D(nn.Linear):  # noqa: N801 - the name alone must not decide
+        pass
+
+    plain = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), Conv1D(5, 2))
+    spec = permutation_spec(plain, torch.randn(3, 4))  # an nn.Linear subclass: (out, in)
+    assert ("2.weight", 1) in spec.groups["0"]
+
+
+def test_tiny_gpt2_aligns_or_names_the_module():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(vocab_size=16, n_positions=8, n_embd=8, n_layer=1, n_head=2)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(config).eval()
+    try:
+        spec = permutation_spec(model, torch.randint(0, 16, (2, 8)))
+    except InputError as e:  # refused: it names a module inside the model, never "no units"
+        assert "no permutable hidden units" not in str(e)
+        assert "transformer." in str(e) or "torch.fx cannot trace" in str(e), str(e)
+    else:
+        assert any(k.endswith("mlp.c_fc.weight") and ax == 1
+                   for axes in spec.groups.values() for k, ax in axes)  # fmt: skip
