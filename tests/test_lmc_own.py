@@ -14,7 +14,7 @@ import torch
 from cli_helpers import run_cli
 from torch import nn
 
-MODEL = '''
+MODEL = """
 import torch
 from torch import nn
 
@@ -25,7 +25,7 @@ def make():
         nn.Conv2d(4, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
     )
-'''
+"""
 
 
 def _checkpoints(tmp_path) -> None:  # noqa: ANN001
