@@ -33,12 +33,12 @@ _ELEMENTWISE_MODULES = (
 _ELEMENTWISE_FUNCS = {
     F.relu, F.gelu, F.silu, F.elu, F.leaky_relu, F.dropout, F.max_pool2d, F.avg_pool2d,
     F.adaptive_avg_pool2d, torch.relu, torch.tanh, torch.sigmoid, F.tanh, F.sigmoid,
-    operator.neg,
+    operator.neg, torch.erf, torch.exp, torch.abs,
 }  # fmt: skip
 _ELEMENTWISE_METHODS = {"relu", "tanh", "sigmoid", "contiguous", "clone", "float", "double", "to"}
-_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub,
-           torch.mul}  # fmt: skip
-_BINARY_METHODS = {"add", "sub", "mul", "div"}
+_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, torch.add,
+           torch.sub, torch.mul, torch.pow}  # fmt: skip
+_BINARY_METHODS = {"add", "sub", "mul", "div", "pow"}
 _REDUCTIONS = {"mean", "sum", "amax"}
 
 

@@ -53,7 +53,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
             warnings.simplefilter("ignore")
             graph = tracer.trace(model, meta_args={first: example})
     except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot align this model"
-        where = tracer.lmc_scope[-1] or "the model's forward"
+        where = tracer.lmc_scope[-1] or f"the model's forward ({type(model).__name__})"
         line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"cannot align: torch.fx cannot trace {where!r}: {line}") from None
     gm = fx.GraphModule(model, graph)
