@@ -130,3 +130,51 @@ def test_gpt2_mlp_recovered_and_whole_gpt2_refused_naming_it():
         permutation_spec(model, torch.randint(0, 16, (2, 8)))
     assert "no permutable hidden units" not in str(e.value)
     assert "GPT2LMHeadModel" in str(e.value) or "transformer." in str(e.value), str(e.value)
+
+
+MODEL = """
+import torch
+from torch import nn
+
+
+class Conv1D(nn.Module):
+    def __init__(self, nf, nx):
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.randn(nx, nf) * nx**-0.5)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x):
+        size_out = x.size()[:-1] + (self.nf,)
+        return torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight).view(size_out)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc, self.proj = Conv1D(16, 6), Conv1D(3, 16)
+
+    def forward(self, x):
+        return self.proj(torch.tanh(self.fc(x)))
+"""
+
+
+def test_cli_lmc_align_weights_on_conv1d_checkpoints(tmp_path, monkeypatch):
+    from cli_helpers import run_cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.py").write_text(MODEL)
+    model, x, y = _trained("tanh")
+    np.savez("data.npz", x=x.float().numpy(), y=y.numpy())
+    a = {k: v.float() for k, v in model.state_dict().items()}
+    perm = torch.randperm(16, generator=torch.Generator().manual_seed(3))
+    b = {k: v.float() for k, v in _permuted(model, perm).items()}
+    spec = {"model": "model.py:Net", "data": "data.npz"}
+    for name, state in (("a.pt", a), ("b.pt", b)):
+        torch.save({"state_dict": state, "landscape": spec}, name)
+    run = run_cli("lmc", "a.pt", "b.pt", "--points", "5", "--align", "weights", "--json",
+                  "--no-plot", "-o", "r.h5")  # fmt: skip
+    assert run.code == 0, run.stderr
+    out = run.json()["lmc"]
+    assert out["alignment"]["distance_after"] == 0.0 and out["alignment"]["groups"] == ["fc"]
+    assert abs(out["barrier_loss"]) <= 1e-6
