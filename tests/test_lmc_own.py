@@ -89,7 +89,10 @@ def test_without_batchnorm_own_equals_the_endpoints(tmp_path):
 
     x, y = blobs(40, (6,))
     p = Problem(mlp(0).double(), x.double(), y, batch_size=16, dtype=torch.float64)
-    r = lmc(p, [mlp(1).double().state_dict(), mlp(2).double().state_dict()], points=3)
+    same = Problem(mlp(0).double(), x.double(), y, batch_size=8, dtype=torch.float64)
+    states = [mlp(1).double().state_dict(), mlp(2).double().state_dict()]
+    r = lmc(p, states, eval_problem=same, points=3)
+    np.testing.assert_allclose(r.own["eval_own_loss"], r.own["own_loss"], rtol=1e-12)
     assert r.own["own_loss"].shape == (3,)  # one per checkpoint, in argument order
     np.testing.assert_allclose(r.own["own_loss"][:2], r.curves["loss"][[0, -1]], rtol=1e-12)
     np.testing.assert_allclose(r.own["own_accuracy"][:2], r.curves["accuracy"][[0, -1]])
