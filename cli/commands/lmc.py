@@ -106,7 +106,17 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
         f"A {checkpoints[0]}  B {checkpoints[1]}  bn {result.bn}  align {result.align}  "
         f"{len(result.alpha)} points",
         f"loss A {fmt(result.curves['loss'][0])}  B {fmt(result.curves['loss'][-1])}  "
-        f"max {fmt(result.curves['loss'].max())}",
+        f"max {fmt(result.curves['loss'].max())}"
+        + ("  (endpoints with re-estimated BatchNorm statistics)" if result.bn == "reset" else ""),
+    ]
+    own = result.own
+    if "own_loss" in own:
+        acc = own.get("own_accuracy")
+        lines.append(
+            f"as saved (own buffers): loss A {fmt(own['own_loss'][0])}  B {fmt(own['own_loss'][1])}"
+            + (f"  accuracy A {fmt(acc[0], 4)}  B {fmt(acc[1], 4)}" if acc is not None else "")
+        )
+    lines += [
         f"barrier (vs endpoint line, Entezari): loss {fmt(b['barrier_loss'])}  "
         f"error {fmt(b.get('barrier_accuracy'))}  at α={b['barrier_alpha']:.3g}",
         f"barrier (vs endpoint mean, Frankle):  loss {fmt(b['barrier_loss_mean'])}  "

@@ -1,8 +1,9 @@
 """Permutation groups of a network, found by tracing it with ``torch.fx``.
 
-A hidden unit of a Linear/Conv layer can be relabelled without changing the function if every
-tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git Re-Basin",
-§2). Tracing follows each feature axis from the layer that creates it: norm layers and
+A hidden unit of a Linear/Conv layer (or of a linear-like module such as transformers' ``Conv1D``,
+whose weight is stored transposed: see ``layers``) can be relabelled without changing the function
+if every tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git
+Re-Basin", §2). Tracing follows each feature axis from the layer that creates it: norm layers and
 elementwise ops carry it along, a residual add ties the axes of its operands into one group, and
 an axis that reaches the output (or mixes with the input) is fixed. Any other op touching a
 permutable axis stops alignment with an ``InputError`` naming the module.
@@ -18,6 +19,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..errors import InputError
+from .layers import linear_layout
 from .trace import trace
 
 FIXED = 0  # the union-find root of axes that must not move
@@ -31,12 +33,12 @@ _ELEMENTWISE_MODULES = (
 _ELEMENTWISE_FUNCS = {
     F.relu, F.gelu, F.silu, F.elu, F.leaky_relu, F.dropout, F.max_pool2d, F.avg_pool2d,
     F.adaptive_avg_pool2d, torch.relu, torch.tanh, torch.sigmoid, F.tanh, F.sigmoid,
-    operator.neg,
+    operator.neg, torch.erf, torch.exp, torch.abs,
 }  # fmt: skip
 _ELEMENTWISE_METHODS = {"relu", "tanh", "sigmoid", "contiguous", "clone", "float", "double", "to"}
-_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, torch.add, torch.sub,
-           torch.mul}  # fmt: skip
-_BINARY_METHODS = {"add", "sub", "mul", "div"}
+_BINARY = {operator.add, operator.sub, operator.mul, operator.truediv, operator.pow, torch.add,
+           torch.sub, torch.mul, torch.pow}  # fmt: skip
+_BINARY_METHODS = {"add", "sub", "mul", "div", "pow"}
 _REDUCTIONS = {"mean", "sum", "amax"}
 
 
@@ -122,13 +124,15 @@ class _Finder:
         m, name, s = self.modules[node.target], node.target, self.arg(node)
         out_shape = self.shape(node)
         conv = isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))
-        if isinstance(m, nn.Linear) or (conv and m.groups == 1):
+        layout = linear_layout(m)
+        if layout is not None or (conv and m.groups == 1):
+            out_axis, in_axis = (layout.out_axis, layout.in_axis) if layout else (0, 1)
             want = 1 if conv else len(self.shape(node.args[0]) or (0,)) - 1
             if s is not None and s[1] != want:
                 raise self.stop(node, f"receives permuted features on axis {s[1]}")
-            self.tie(name, s[0] if s else None, "weight", 1)
+            self.tie(name, s[0] if s else None, "weight", in_axis)
             g = self.new(name)
-            self.tie(name, g, "weight", 0)
+            self.tie(name, g, "weight", out_axis)
             self.tie(name, g, "bias", 0)
             return (g, 1 if conv else len(out_shape) - 1)
         if isinstance(m, nn.modules.batchnorm._BatchNorm):

@@ -17,6 +17,7 @@ from torch.fx.experimental.meta_tracer import MetaTracer
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import InputError
+from .layers import linear_layout
 
 
 class _Tracer(MetaTracer):
@@ -34,6 +35,10 @@ class _Tracer(MetaTracer):
         finally:
             self.lmc_scope.pop()
 
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """Linear-like modules (``layers.linear_layout``) stay whole, like ``nn.Linear``."""
+        return linear_layout(m) is not None or super().is_leaf_module(m, module_qualified_name)
+
     def create_node(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN201
         node = super().create_node(*args, **kwargs)
         node.meta["scope"] = self.lmc_scope[-1]
@@ -48,7 +53,7 @@ def trace(model: nn.Module, example: torch.Tensor) -> fx.GraphModule:
             warnings.simplefilter("ignore")
             graph = tracer.trace(model, meta_args={first: example})
     except Exception as e:  # noqa: BLE001 - any tracing failure means "cannot align this model"
-        where = tracer.lmc_scope[-1] or "the model's forward"
+        where = tracer.lmc_scope[-1] or f"the model's forward ({type(model).__name__})"
         line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"cannot align: torch.fx cannot trace {where!r}: {line}") from None
     gm = fx.GraphModule(model, graph)

@@ -4,8 +4,10 @@ Barrier against the line between the endpoint values (Entezari et al. 2022):
     B = max_α [L(α) − ((1−α)L(0) + αL(1))];
 against their mean (Frankle et al. 2020): B_mean = max_α L(α) − (L(0)+L(1))/2. The same for the
 error 1 − accuracy. Buffers are interpolated, kept from A, or (BatchNorm, ``reset``) re-estimated at
-every α as a cumulative average over fresh batches. Layer-wise LMC (Adilova et al. 2024)
-interpolates one module at a time with the rest held at A, and at B.
+every α as a cumulative average over fresh batches. Each checkpoint's own loss and accuracy, as
+saved (its own buffers, no reset), are measured beside the curve: with ``reset`` the curve's
+endpoints use re-estimated statistics, not the EMAs training saved, and differ. Layer-wise LMC
+(Adilova et al. 2024) interpolates one module at a time with the rest held at A, and at B.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class LMCResult(Result):
     layers: dict[str, dict[str, Any]] = field(default_factory=dict)
     alignment: dict[str, Any] = field(default_factory=dict)
     pairwise: dict[str, np.ndarray] = field(default_factory=dict)
+    own: dict[str, np.ndarray] = field(default_factory=dict)  # own_loss, ... per checkpoint
     aligned_state: dict[str, Tensor] | None = None  # B after alignment (not written to the file)
     matvecs: int = 0
 
@@ -49,6 +52,14 @@ class LMCResult(Result):
         "lmc/barrier_loss_mean": "max_α L(α) − (L(0)+L(1))/2 (Frankle et al. 2020)",
         "lmc/barrier_accuracy_mean": "max_α E(α) − (E(0)+E(1))/2, E = 1 − accuracy (Frankle)",
         "lmc/barrier_alpha": "α where the loss is furthest above the endpoint line",
+        "lmc/own_loss": "each checkpoint's whole-data-set mean loss as saved (its own buffers, "
+        "no reset), in argument order",
+        "lmc/own_accuracy": "each checkpoint's whole-data-set accuracy as saved (its own buffers, "
+        "no reset), in argument order",
+        "lmc/eval_own_loss": "each checkpoint's mean loss on the eval set as saved (its own "
+        "buffers, no reset), in argument order",
+        "lmc/eval_own_accuracy": "each checkpoint's accuracy on the eval set as saved (its own "
+        "buffers, no reset), in argument order",
     }
 
     def tree(self) -> dict[str, Any]:
@@ -56,6 +67,7 @@ class LMCResult(Result):
             "attrs": {"bn": self.bn, "align": self.align, "checkpoints": list(self.names)},
             "alpha": self.alpha,
             **self.curves,
+            **self.own,
             **self.barriers,
         }
         if self.layers:
@@ -106,6 +118,12 @@ class _Scan:
                 self.progress(self.done, self.total)
         return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
+    def advance(self, count: int) -> None:
+        """Count ``count`` evaluations made outside a curve."""
+        self.done += count
+        if self.progress:
+            self.progress(self.done, self.total)
+
 
 def summarise(alpha: np.ndarray, curves: dict[str, np.ndarray]) -> dict[str, float]:
     """Both barrier definitions for loss and error, on each data set measured."""
@@ -119,6 +137,17 @@ def summarise(alpha: np.ndarray, curves: dict[str, np.ndarray]) -> dict[str, flo
         if prefix + "accuracy" in curves:
             line, mean, _ = barriers(alpha, 1.0 - curves[prefix + "accuracy"])
             out.update({prefix + "barrier_accuracy": line, prefix + "barrier_accuracy_mean": mean})
+    return out
+
+
+def own_values(ip: Interpolation, states: list[dict[str, Tensor]]) -> dict[str, np.ndarray]:
+    """Each state's loss and accuracy as saved: parameters and buffers its own, no BatchNorm
+    reset (``own_loss[i]`` is what ``inspect`` reports for checkpoint i)."""
+    rows = [ip.measure(s) for s in states]
+    out: dict[str, np.ndarray] = {}
+    for key in rows[0]:
+        prefix, what = ("eval_", key[5:]) if key.startswith("eval_") else ("", key)
+        out[f"{prefix}own_{what}"] = np.array([r[key] for r in rows])
     return out
 
 
@@ -173,7 +202,7 @@ def lmc(
     grid = _grid(points)
     blocks = problem.blocks() if layerwise else []
     n_pairs = len(states) * (len(states) - 1) // 2
-    scan = _Scan(ip, progress, len(grid) * (n_pairs + 2 * len(blocks)) + refine)
+    scan = _Scan(ip, progress, len(grid) * (n_pairs + 2 * len(blocks)) + refine + len(states))
     alignment: dict[str, Any] = {}
     b = states[1]
     if align == "weights":
@@ -189,6 +218,8 @@ def lmc(
         alpha = alpha[order]
         curves = {k: np.concatenate([v, more[k]])[order] for k, v in curves.items()}
     result = LMCResult(alpha, curves, summarise(alpha, curves), ip.bn, align, names or [])
+    result.own = own_values(ip, states)
+    scan.advance(len(states))
     result.alignment = alignment
     result.aligned_state = b if align == "weights" else None
     for block in blocks:

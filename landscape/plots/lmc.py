@@ -1,5 +1,6 @@
 """The lmc figure: loss and accuracy against α (train and eval) with the barrier drawn as the
-gap to the line between the endpoint values; per-layer barriers; the pairwise heat map."""
+gap to the line between the endpoint values and each endpoint's own value as saved (hollow
+diamonds); per-layer barriers; the pairwise heat map."""
 
 from __future__ import annotations
 
@@ -23,6 +24,15 @@ def _curve(ax, alpha: np.ndarray, y: np.ndarray, label: str, color: str, worst: 
                     textcoords="offset points", color=color, fontsize=8, va="center")  # fmt: skip
 
 
+def _own(ax, values: object, color: str, label: str) -> None:  # noqa: ANN001
+    """Each endpoint's own value as saved (own buffers, no reset): hollow diamonds at α = 0, 1."""
+    if values is None:
+        return
+    v = np.asarray(values, float)[:2]
+    ax.plot([0.0, 1.0][: len(v)], v, "D", mfc="none", mec=color, ms=7, mew=1.4, ls="none",
+            label=f"{label}: A, B as saved")  # fmt: skip
+
+
 def plot(content: dict[str, Any], path: str) -> None:
     """Draw the figure of a read-back ``lmc`` result into ``path``."""
     import matplotlib.pyplot as plt
@@ -38,8 +48,10 @@ def plot(content: dict[str, Any], path: str) -> None:
         if panel in ("loss", "accuracy"):
             worst = "max" if panel == "loss" else "min"
             _curve(ax, alpha, np.asarray(g[panel]), "train", "tab:blue", worst)
+            _own(ax, g.get(f"own_{panel}"), "tab:blue", "train")
             if f"eval_{panel}" in g:
                 _curve(ax, alpha, np.asarray(g[f"eval_{panel}"]), "eval", "tab:orange", worst)
+                _own(ax, g.get(f"eval_own_{panel}"), "tab:orange", "eval")
             ax.set_xlabel("α   (θ = (1−α)θ_A + αθ_B)")
             ax.set_ylabel(panel)
             key = "barrier_loss" if panel == "loss" else "barrier_accuracy"
