@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from . import source_name
+
 AXIS = {"random": "random direction", "hessian": "Hessian eigenvector", "through": "checkpoint",
         "trajectory": "principal component", "file": "direction"}  # fmt: skip
 
@@ -27,7 +29,8 @@ def _title(g: dict[str, Any]) -> str:
     if kind == "random":
         how += f", {g.get('norm')}-normalised" + (", biases/norm layers zeroed"
                                                   if g.get("ignore") == "biasbn" else "")
-    return f"{how}; buffers {g.get('bn', '?')}"
+    source = f"{g['_source']}: " if g.get("_source") else ""
+    return f"{source}{how}; buffers {g.get('bn', '?')}"
 
 
 def _labels(g: dict[str, Any]) -> list[str]:
@@ -79,7 +82,7 @@ def plot(content: dict[str, Any], path: str, levels: int = 20, log: bool = False
     """Draw the figure of a read-back ``surface`` result into ``path``."""
     import matplotlib.pyplot as plt
 
-    g = content["surface"]
+    g = {**content["surface"], "_source": source_name(content)}  # titles name the checkpoint
     x = np.asarray(g["x"], float)
     loss = np.asarray(g["loss"], float)
     labels = _labels(g)
@@ -147,5 +150,5 @@ def _plot_2d(plt, g, x, y, loss, labels, levels, log, vmax):  # noqa: ANN001
     ax3.view_init(elev=35, azim=-60)
     done = np.asarray(g.get("done", np.ones_like(loss, bool)), bool)
     extra = "" if done.all() else f"   ({int(done.sum())} of {done.size} points done)"
-    fig.suptitle(f"loss surface: {_title(g)}{extra}", fontsize=11)
+    fig.suptitle(f"loss surface of {_title(g)}{extra}", fontsize=11)
     return fig
