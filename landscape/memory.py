@@ -80,7 +80,7 @@ def free_bytes(device: torch.device) -> float | None:
 
 def _saved(problem: Problem, n: int) -> float:
     """Bytes autograd saves for the loss on the first ``n`` samples (parameters not counted)."""
-    x, y = problem._first()
+    x, y = problem.data.first()
     own = {t.untyped_storage().data_ptr() for t in problem.fixed.values()}
     theta = problem.theta.detach().requires_grad_(True)
     own.add(theta.untyped_storage().data_ptr())
@@ -102,7 +102,7 @@ def _saved(problem: Problem, n: int) -> float:
 
 def estimate(problem: Problem) -> MemoryEstimate:
     """The estimated peak of one Hessian-vector product of ``problem`` (see the module doc)."""
-    batch = len(problem._first()[1])  # the first batch is the largest one
+    batch = len(problem.data.first()[1])  # the first batch is the largest one
     more = min(4, batch)  # from 2 samples up: batch norm needs more than one
     two, four = _saved(problem, 2), _saved(problem, more)
     per_sample = max(four - two, 0.0) / (more - 2) if more > 2 else two / max(batch, 1)

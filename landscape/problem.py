@@ -19,10 +19,11 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from . import distributed
-from .batches import Inputs, as_output, call_args, head, nbytes, to_device
+from .batches import Inputs, as_output, call_args, head
 from .compat import set_tf32
 from .errors import InputError, NumericalError
 from .losses import Loss, LossFn, resolve_loss
+from .passes import Passes
 from .stream import BatchStream, is_tensor_pair
 
 
@@ -119,38 +120,9 @@ class Problem:
         self.fixed = {n: p.detach() for n, p in self.model.named_parameters() if n not in chosen}
         self.fixed.update({n: b for n, b in self.model.named_buffers()})
         self.batch_size = batch_size
-        self._scan(cache if cache is not None else (True if in_memory else None))
+        self.data = Passes(self.stream, self.loss_fn, self.device, dtype,
+                           cache if cache is not None else (True if in_memory else None))
         self._check_forward()
-
-    def _scan(self, cache: bool | None) -> None:
-        """One pass: each batch's target count (its weight) and sample count; keep the batches
-        on the device when ``cache`` or, with None, while the set stays under the cache budget.
-        Under torch.distributed each rank scans its own shard and the totals are all-reduced."""
-        budget = float("inf") if cache else cache_budget(self.device) if cache is None else 0.0
-        indices, counts, sizes, held, kept = [], [], [], 0, []
-        for b, batch in self._shard():
-            indices.append(b)
-            counts.append(self.loss_fn.count(batch[1]))
-            sizes.append(len(batch[1]))
-            held += nbytes(batch)
-            if kept is not None and held <= budget:
-                kept.append(to_device(batch, self.device, self.dtype))
-            else:
-                kept = None
-        totals = distributed.all_reduce(torch.tensor([sum(sizes), sum(counts)], dtype=torch.int64))
-        self.n_samples, self.n_targets = int(totals[0]), int(totals[1])
-        if self.n_samples == 0:
-            raise InputError("the data set is empty: no samples to evaluate the loss on")
-        if self.n_targets == 0:
-            raise InputError("the data has no real targets (every label is -100)")
-        self.indices = indices  # the stream positions of this rank's batches
-        self.weights = [c / self.n_targets for c in counts]
-        self.data_bytes = held
-        self._cached: list[tuple[Inputs, Tensor]] | None = kept
-
-    def _shard(self) -> Iterator[tuple[int, tuple[Inputs, Tensor]]]:
-        """(stream position, batch) of this rank's batches (every batch with one process)."""
-        return ((b, batch) for b, batch in enumerate(self.stream) if distributed.mine(b))
 
     # -- the flat vector ------------------------------------------------------------------
     @property
@@ -185,49 +157,45 @@ class Problem:
     @property
     def cached(self) -> bool:
         """Whether the whole data set is kept on the device between passes."""
-        return self._cached is not None
+        return self.data.kept is not None
+
+    @property
+    def n_samples(self) -> int:
+        return self.data.n_samples
+
+    @property
+    def n_targets(self) -> int:
+        """Σ count_b: the real targets of the whole set (all ranks)."""
+        return self.data.n_targets
+
+    @property
+    def weights(self) -> list[float]:
+        return self.data.weights
 
     @property
     def n_batches(self) -> int:
-        return len(self.weights)
+        """This rank's batches."""
+        return len(self.data.weights)
 
     @property
     def batches(self) -> list[tuple[Inputs, Tensor]]:
         """Every batch of the whole set on the device, as a list (all ranks' batches; it reads
         the whole set: for small data and tests)."""
-        if distributed.world_size() > 1 or self._cached is None:
-            return [to_device(b, self.device, self.dtype) for b in self.stream]
-        return list(self._cached)
+        return self.data.everything()
 
     def iter_indexed(self) -> Iterator[tuple[int, float, Inputs, Tensor]]:
         """(stream position b, weight count_b/Σcount, inputs_b, targets_b) for this rank's
-        batches with real targets; the weights of all ranks sum to one. Reads the stream
-        afresh unless the set is cached on the device."""
-        source = self._cached
-        if source is None:
-            source = (to_device(batch, self.device, self.dtype) for _, batch in self._shard())
-        seen = 0
-        for b, w, (xb, yb) in zip(self.indices, self.weights, source):
-            seen += 1
-            if w > 0:
-                yield b, w, xb, yb
-        if seen != len(self.weights):
-            raise InputError(
-                f"the data gave {seen} batches on this pass but {len(self.weights)} on the first: "
-                "every pass must read the same data"
-            )
+        batches with real targets (:class:`~landscape.passes.Passes`)."""
+        return iter(self.data)
 
     def iter_batches(self) -> Iterator[tuple[float, Inputs, Tensor]]:
         """(weight, inputs, targets) of :meth:`iter_indexed`; sums over them must go through
         :func:`landscape.distributed.all_reduce` to cover every rank."""
-        return ((w, xb, yb) for _, w, xb, yb in self.iter_indexed())
+        return ((w, xb, yb) for _, w, xb, yb in self.data)
 
     def example_inputs(self, n: int = 8) -> Inputs:
         """The first ``n`` samples' inputs, on the device (for tracing the model)."""
-        return head(self._cached[0][0] if self._cached else self._first()[0], n)
-
-    def _first(self) -> tuple[Inputs, Tensor]:
-        return to_device(self.stream.first(), self.device, self.dtype)
+        return self.data.example_inputs(n)
 
     # -- evaluation -----------------------------------------------------------------------
     def forward(self, theta: Tensor, x: Inputs) -> Tensor:
@@ -339,7 +307,7 @@ class Problem:
         return other
 
     def _check_forward(self) -> None:
-        xb, yb = self._first()
+        xb, yb = self.data.first()
         try:
             with torch.no_grad():
                 args, kwargs = call_args(head(xb, 2))
@@ -353,19 +321,6 @@ class Problem:
             ) from None
         if note:
             self.notes.append(note)
-
-
-def cache_budget(device: torch.device) -> float:
-    """Bytes of data a Problem keeps on ``device`` between passes: 256 MiB on the CPU (beyond it
-    a pass streams, so memory does not grow with the data set), a quarter of the free memory on
-    a GPU (where a host-to-device copy per batch and pass is what caching saves)."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free / 4
-    return float(CPU_CACHE_BYTES)
-
-
-CPU_CACHE_BYTES = 256 << 20
 
 
 ProgressFn = Callable[[int, "int | None"], None]

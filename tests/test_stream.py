@@ -207,10 +207,10 @@ def test_a_factory_is_called_on_every_pass_and_max_samples_cuts_the_stream():
 
 
 def test_the_cache_budget_decides_what_stays_on_the_device(monkeypatch):
-    import landscape.problem as problem_module
+    import landscape.passes as passes_module
 
     x, y = blobs(n=64)
     loader = DataLoader(TensorDataset(x, y), batch_size=16)
     assert Problem(tanh_mlp(), loader, dtype=torch.float64).cached
-    monkeypatch.setattr(problem_module, "CPU_CACHE_BYTES", 3000)  # under the set's ~4.6 kB
+    monkeypatch.setattr(passes_module, "CPU_CACHE_BYTES", 3000)  # under the set's ~4.6 kB
     assert not Problem(tanh_mlp(), loader, dtype=torch.float64).cached
