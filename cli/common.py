@@ -12,20 +12,16 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
-
-import landscape
-from landscape import distributed
-from landscape.plots import draw
-from landscape.problem import Problem
-from landscape.results import Result, RunInfo, read_result, result_summary, write_result
-from landscape.session import resolve_device
 
 from .flags import flagify
 from .progress import Progress
+
+if TYPE_CHECKING:  # torch and the library are imported when a command runs, not for --help
+    from landscape.problem import Problem
+    from landscape.results import Result, RunInfo
 
 
 def _json_option(ctx: click.Context, param: click.Parameter, value: Any) -> dict | None:
@@ -178,6 +174,10 @@ class Session:
     _noted: int = 0
 
     def __post_init__(self) -> None:
+        import torch
+
+        from landscape.session import resolve_device
+
         self.device = resolve_device(self.opts.get("device") or "auto")
         self.dtype = torch.float64 if self.opts.get("dtype") == "float64" else torch.float32
         torch.manual_seed(self.opts.get("seed") or 0)
@@ -186,6 +186,10 @@ class Session:
 
     def open(self, path: str) -> Problem:
         """``landscape.open`` with this command's options; notes go to stderr."""
+        import torch
+
+        import landscape
+
         problem = landscape.open(path, **open_options(self.opts))
         if not self.opts.get("threads") and self.device.type == "cpu" and problem.size < SMALL_MODEL:
             torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
@@ -195,6 +199,8 @@ class Session:
 
     def notes(self) -> None:
         """Print the library's notes not printed yet (once each; rank 0 alone)."""
+        from landscape import distributed
+
         notes = self.problem.notes if self.problem is not None and distributed.is_main() else []
         for note in notes[self._noted :]:
             echo_err(f"landscape: note: {flagify(note)}")
@@ -205,6 +211,7 @@ class Session:
         when it looks wrong, and both defects go into the result file."""
         if not self.opts.get("verify", True):
             return
+        from landscape import distributed
         from landscape.verify import verify
 
         self.verification = verify(problem, curvature, seed=self.opts.get("seed") or 0)
@@ -212,10 +219,15 @@ class Session:
             echo_err(f"landscape: warning: {self.verification.message()}")
 
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
+        from landscape import distributed
+
         return Progress(label, unit, enabled=distributed.is_main())
 
     def run_info(self, problem: Problem | None, matvecs: int = 0, curvature: str = "",
                  **extra: Any) -> RunInfo:
+        from landscape import distributed
+        from landscape.results import RunInfo
+
         origin = getattr(problem, "origin", None)
         if problem is not None:
             extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
@@ -260,6 +272,10 @@ class Session:
     ) -> None:
         """Write the .h5, draw the plot, print the summary (human lines or ``--json``); under
         torch.distributed, rank 0 alone does."""
+        from landscape import distributed
+        from landscape.plots import draw
+        from landscape.results import read_result, result_summary, write_result
+
         if not distributed.is_main():
             return
         self.notes()

@@ -15,12 +15,12 @@ import click
 from landscape import __version__
 from landscape.errors import LandscapeError
 
-from .commands import COMMANDS
+from .commands import LazyGroup, all_commands
 from .config import Config, load_config
 from .flags import flagify
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="landscape")
 def cli() -> None:
     """Measure the loss geometry of a PyTorch checkpoint.
@@ -32,15 +32,12 @@ def cli() -> None:
     """
 
 
-for _command in COMMANDS:
-    cli.add_command(_command)
-
-
 def _options() -> dict[str, dict[str, tuple[str, ...]]]:
     """Each command's options by name, with their flags (what a config file may set)."""
     return {
-        name: {p.name: tuple(p.opts) for p in command.params if isinstance(p, click.Option)}
-        for name, command in cli.commands.items()
+        c.name: {p.name: tuple(p.opts) for p in c.params if isinstance(p, click.Option)}
+        for c in all_commands()
+        if c.name
     }
 
 
@@ -63,7 +60,7 @@ def _world_size() -> int:
 def _run(argv: list[str]) -> int:
     config = Config()
     try:
-        config = load_config(argv, _options())
+        config = load_config(argv, _options)
         return int(
             cli.main(
                 args=argv, prog_name="landscape", standalone_mode=False,

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from landscape.analyses.inspect import inspect as run_inspect
-from landscape.loading.optimizer import describe_optimizer
-
 from ..common import Session, analysis_options, fmt
 
 
@@ -21,6 +18,9 @@ def inspect(ckpt: str, **opts) -> None:
       landscape inspect data/demo_a.pt
       landscape inspect model.pt --model mynet.py:make --data val.npz --json
     """
+    from landscape.analyses.inspect import inspect as run_inspect
+    from landscape.loading.optimizer import describe_optimizer
+
     s = Session("inspect", opts)
     problem = s.open(ckpt)
     origin = problem.origin

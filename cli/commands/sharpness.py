@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import click
 
-from landscape import steps
-from landscape.analyses import directions as dirs
-from landscape.analyses.sharpness import sharpness as run_sharpness
-
 from ..common import VERIFY_OPTION, Session, analysis_options, fmt
 
 _KIND_OPTION = click.option(
@@ -92,6 +88,10 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
       landscape sharpness data/demo_a.pt
       landscape sharpness data/demo_a.pt data/demo_b.pt --lr 0.01 --json
     """
+    from landscape import steps
+    from landscape.analyses import directions as dirs
+    from landscape.analyses.sharpness import sharpness as run_sharpness
+
     s = Session("sharpness", opts)
     p = s.open(ckpt)
     s.verify(p, opts["curvature"])

@@ -5,24 +5,17 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from landscape.analyses import surface_directions as sd
-from landscape.analyses.surface import (
-    empty,
-    mismatch,
-    parse_range,
-    parse_steps,
-    resolve_bn,
-    resume,
-)
-from landscape.analyses.surface import surface as run_surface
 from landscape.errors import InputError
-from landscape.results import read_result, update_result, write_result
 
+from ..choices import IGNORES, NORMS
 from ..common import Session, analysis_options, fmt
+
+if TYPE_CHECKING:
+    from landscape.analyses import surface_directions as sd
 
 SAVED = ["surface/loss", "surface/accuracy", "surface/done"]  # the mask last
 
@@ -42,6 +35,8 @@ def _natural(path: str) -> list:
 
 
 def _default_range(d: sd.Directions) -> str:
+    import numpy as np
+
     if d.kind == "through":
         return "-0.5:1.5"
     if d.kind == "trajectory":
@@ -68,14 +63,14 @@ def _default_range(d: sd.Directions) -> str:
 )
 @click.option(
     "--norm",
-    type=click.Choice(list(sd.NORMS)),
+    type=click.Choice(list(NORMS)),
     default="filter",
     show_default=True,
     help="scale random directions per filter (Li et al. 2018), per layer, or not.",
 )
 @click.option(
     "--ignore",
-    type=click.Choice(list(sd.IGNORES)),
+    type=click.Choice(list(IGNORES)),
     default="biasbn",
     show_default=True,
     help="biasbn: zero the biases and norm-layer parameters of random directions.",
@@ -142,6 +137,18 @@ def surface(ckpt: str, **opts) -> None:
       landscape surface final.pt --trajectory 'run/epoch_*.pt' --steps 31,31
       landscape plot demo_a_surface.h5 --levels 30 --log
     """
+    from landscape.analyses import surface_directions as sd
+    from landscape.analyses.surface import (
+        empty,
+        mismatch,
+        parse_range,
+        parse_steps,
+        resolve_bn,
+        resume,
+    )
+    from landscape.analyses.surface import surface as run_surface
+    from landscape.results import read_result, update_result, write_result
+
     s = Session("surface", opts)
     problem = s.open(ckpt)
     directions, states, names = sd.choose(
@@ -199,6 +206,8 @@ def surface(ckpt: str, **opts) -> None:
 
 
 def _summary(ckpt: str, r, had: int) -> list[str]:  # noqa: ANN001
+    import numpy as np
+
     shape = "x".join(str(k) for k in r.loss.shape)
     how = r.kind + (f", {r.norm}-normalised, ignore {r.ignore}" if r.kind == "random" else "")
     lines = [f"{ckpt}: {len(r.directions)}-D surface, {shape} points, directions {how}, "
