@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from . import interrupt, outputs
 from .flags import flagify
 from .progress import Progress
 
@@ -171,7 +172,9 @@ class Session:
     opts: dict[str, Any]
     start: float = field(default_factory=time.perf_counter)
     problem: Problem | None = None
+    named_by: int = 1  # how many checkpoints name the default output (lmc: A and B)
     _noted: int = 0
+    _out: str | None = None
 
     def __post_init__(self) -> None:
         import torch
@@ -258,10 +261,29 @@ class Session:
         return origin.checkpoints if origin else []
 
     def default_path(self, suffix: str) -> str:
-        stem = "landscape"
-        if self.checkpoints:
-            stem = os.path.splitext(os.path.basename(self.checkpoints[0]["path"]))[0]
-        return f"{stem}_{self.command}{suffix}"
+        stems = [os.path.splitext(os.path.basename(c["path"]))[0] for c in self.checkpoints]
+        return f"{'_'.join(stems[: self.named_by]) or 'landscape'}_{self.command}{suffix}"
+
+    def out_path(self) -> str:
+        """``-o``, else the default name; when that holds a result of other checkpoints, the
+        first free ``stem-N.h5`` (said in a note)."""
+        if self.opts.get("out"):
+            return self.opts["out"]
+        if self._out is None:
+            default = self.default_path(".h5")
+            self._out = outputs.free_default(default, [c["sha256"] for c in self.checkpoints])
+            if self._out != default and distributed_main():
+                echo_err(f"landscape: note: {default} holds a result of other checkpoints; "
+                         f"writing {self._out}")
+        return self._out
+
+    def figure_path(self) -> str:
+        """``--plot``, else beside a default result (same number), else the default name."""
+        if self.opts.get("plot"):
+            return self.opts["plot"]
+        if self.opts.get("out"):
+            return self.default_path(".png")
+        return os.path.splitext(self.out_path())[0] + ".png"
 
     def finish(
         self,
@@ -272,19 +294,15 @@ class Session:
     ) -> None:
         """Write the .h5, draw the plot, print the summary (human lines or ``--json``); under
         torch.distributed, rank 0 alone does."""
-        from landscape import distributed
-        from landscape.plots import draw
-        from landscape.results import read_result, result_summary, write_result
+        from landscape.results import result_summary
 
-        if not distributed.is_main():
+        if not distributed_main():
             return
         self.notes()
-        out = self.opts.get("out") or self.default_path(".h5")
-        write_result(out, result, run)
-        figure = None
-        if plot and not self.opts.get("no_plot"):
-            figure = self.opts.get("plot") or self.default_path(".png")
-            draw(read_result(out), figure)
+        out = self.out_path()
+        figure = self.figure_path() if plot and not self.opts.get("no_plot") else None
+        interrupt.check()
+        outputs.write_together(out, result, run, figure)
         if self.opts.get("as_json"):
             click.echo(json.dumps(result_summary(result, run)))
             return
@@ -301,3 +319,10 @@ def fmt(value: float | None, digits: int = 6) -> str:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def distributed_main() -> bool:
+    """Whether this process is rank 0 (or the only one)."""
+    from landscape import distributed
+
+    return distributed.is_main()

@@ -15,6 +15,7 @@ import click
 from landscape import __version__
 from landscape.errors import LandscapeError
 
+from . import interrupt
 from .commands import LazyGroup, all_commands
 from .config import Config, load_config
 from .flags import flagify
@@ -43,7 +44,17 @@ def _options() -> dict[str, dict[str, tuple[str, ...]]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) the exit status."""
-    code = _run(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    with interrupt.running():
+        try:
+            code = _run(args)
+            interrupt.state.deferring = True  # the command is over: a Ctrl-C now is only noted
+        except interrupt.Interrupted:  # between the command's end and the line above
+            code = interrupt.EXIT_STATUS
+        interrupt.state.deferring = True
+        if interrupt.state.received:  # also when the command ran on (its interrupt was lost)
+            interrupt.say()
+            code = interrupt.EXIT_STATUS
     if code and _world_size() > 1:  # end this rank now: its peers' collectives then fail fast
         sys.stdout.flush()
         sys.stderr.flush()
@@ -70,9 +81,12 @@ def _run(argv: list[str]) -> int:
         )
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return 130
+    except interrupt.Interrupted:
+        interrupt.say()
+        return interrupt.EXIT_STATUS
+    except click.Abort as e:  # a KeyboardInterrupt click caught (not our SIGINT handler's)
+        interrupt.say(None if isinstance(e.__context__, KeyboardInterrupt) else "aborted")
+        return interrupt.EXIT_STATUS
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx else "landscape"
         param = getattr(e, "param", None)
@@ -90,8 +104,8 @@ def _run(argv: list[str]) -> int:
             click.echo(f"landscape: error: {config.annotate(flagify(str(e)), argv)}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted: no result file was written", err=True)
-        return 130
+        interrupt.say()
+        return interrupt.EXIT_STATUS
     except Exception:  # a bug in landscape, not bad input: show everything
         traceback.print_exc()
         click.echo("landscape: internal error (please report it with the traceback)", err=True)

@@ -137,7 +137,7 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
     result = CheckResult(results, outcomes, reused=[reused or {}], matvecs=matvecs)
     run = s.run_info(problem, matvecs=matvecs, baseline=baseline or "", reuse=reuse or "")
     run.checkpoints = seen
-    out = opts.get("out") or s.default_path(".h5")
+    out = s.out_path()
     write_result(out, result, run)
     if opts["as_json"]:
         report = checks.report.as_json(outcomes)

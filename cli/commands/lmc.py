@@ -76,7 +76,7 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
     from landscape.analyses.lmc import lmc as run_lmc
     from landscape.results import write_checkpoint
 
-    s = Session("lmc", opts)
+    s = Session("lmc", opts, named_by=2)  # default a_b_lmc.h5: lmc a b and lmc a c differ
     problem = s.open(checkpoints[0])
     others = [landscape.weights_like(problem, p) for p in checkpoints[1:]]
     eval_problem = None

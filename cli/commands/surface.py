@@ -11,6 +11,7 @@ import click
 
 from landscape.errors import InputError
 
+from .. import interrupt
 from ..choices import IGNORES, NORMS
 from ..common import Session, analysis_options, fmt
 
@@ -163,7 +164,7 @@ def surface(ckpt: str, **opts) -> None:
     result = empty(
         directions, steps, ranges, problem.is_classification, opts["seed"] or 0, bn, names
     )
-    out = opts["out"] or s.default_path(".h5")
+    out = s.out_path()  # the default: the first that is free or holds this checkpoint's run
     run = s.run_info(problem, matvecs=result.matvecs)
     had = 0
     if os.path.exists(out) and not opts["force"]:
@@ -191,14 +192,13 @@ def surface(ckpt: str, **opts) -> None:
                 save=lambda r: update_result(out, r, run, saved),
                 progress=progress,
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, interrupt.Interrupted):
             progress.close()
-            click.echo(
+            interrupt.say(
                 f"interrupted: {int(result.done.sum())} of {result.done.size} points are in {out}; "
-                "run the same command to continue",
-                err=True,
+                "run the same command to continue"
             )
-            raise click.exceptions.Exit(130) from None
+            raise click.exceptions.Exit(interrupt.EXIT_STATUS) from None
         progress.close()
     run = s.run_info(problem, matvecs=result.matvecs)
     lines = _summary(ckpt, result, had)

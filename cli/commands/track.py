@@ -8,8 +8,10 @@ import click
 
 from landscape.errors import InputError
 
+from .. import interrupt
 from ..choices import METHODS, METRICS
 from ..common import Session, analysis_options, echo_err, fmt, open_options
+from ..outputs import draw_into
 
 
 def _metrics(value: str | None) -> list[str] | None:
@@ -54,7 +56,6 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
     """
     from landscape.analyses import track as tr
     from landscape.analyses import track_order
-    from landscape.plots import draw
     from landscape.results import read_result, read_summary, write_csv, write_tensorboard
 
     names = _metrics(metrics)
@@ -81,18 +82,21 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
         result = tr.track(paths, names, lr=lr, optimizer=optimizer, top_k=top_k, method=method,
                           probes=probes, seed=opts.get("seed") or 0, open_options=oo, out=out,
                           run_info=run_info, progress=bar)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, interrupt.Interrupted):
         bar.close()
-        echo_err(f"interrupted: {out} keeps the checkpoints done so far; the same command resumes")
-        raise click.exceptions.Exit(130) from None
+        interrupt.say(f"interrupted: {out} keeps the checkpoints done so far; the same command "
+                      "resumes")
+        raise click.exceptions.Exit(interrupt.EXIT_STATUS) from None
     finally:
         bar.close()
+    interrupt.state.written = [out]
     content = read_result(out)
     t = content["track"]
     figure = None
     if not opts.get("no_plot"):
         figure = opts.get("plot") or f"{stem}_track.png"
-        draw(content, figure)
+        draw_into(content, figure)
+        interrupt.state.written.append(figure)
     columns = [k for cols in tr.COLUMNS.values() for k in cols if k in t]
     if csv_path:
         write_csv(csv_path, {"step": list(t["step"]), "checkpoint": list(t["checkpoint"]),
