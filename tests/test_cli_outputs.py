@@ -65,3 +65,13 @@ def test_lmc_default_name_has_both_checkpoints_and_its_plot_follows_the_number(r
     assert "wrote a_b_lmc-2.h5 and a_b_lmc-2.png" in clash.stderr
     assert os.path.exists("a_b_lmc-2.png") and not os.path.exists("a_lmc.h5")
     assert not [p for p in os.listdir(".") if ".tmp" in p]
+
+
+def test_inspect_draws_its_plot_only_when_asked(runs) -> None:
+    done = run_cli("inspect", "run1/model.pt", *SMALL, "--plot", "norms.png")
+    assert done.code == 0, done.stderr
+    assert "wrote model_inspect.h5 and norms.png" in done.stderr
+    with open("norms.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    plain = run_cli("inspect", "run2/model.pt", *SMALL)
+    assert plain.code == 0 and not [p for p in os.listdir(".") if p.endswith(".png")][1:]
