@@ -35,6 +35,7 @@ class Interrupted(BaseException):
 
 
 class _State:
+    active = False  # inside running(): a command runs
     received = False  # a SIGINT arrived while a command ran
     said = False  # its one line has been printed
     deferring = False
@@ -75,7 +76,7 @@ def exit_now(signum: int = signal.SIGINT, frame: Any = None) -> None:
 
 def check() -> None:
     """Raise ``Interrupted`` if Ctrl-C was pressed during this command (and was lost)."""
-    if state.received and not state.deferring:
+    if state.active and state.received and not state.deferring:
         raise Interrupted
 
 
@@ -119,9 +120,11 @@ def running() -> Iterator[None]:
     reset()
     previous = _install(raise_interrupted)
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
+    state.active = True
     try:
         yield
     finally:
+        state.active = False
         sys.unraisablehook = hook
         if previous is not None:
             _install(previous)
