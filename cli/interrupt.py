@@ -101,8 +101,12 @@ def raise_interrupted(signum: int = signal.SIGINT, frame: Any = None) -> None:
 
 
 def _install(handler: Any) -> Any:
-    """Set the SIGINT handler; return the previous one (None off the main thread)."""
+    """Set the SIGINT handler; return the previous one (None off the main thread, and when
+    SIGINT is ignored: a process started with it ignored, as a background job of a script is,
+    keeps ignoring it, as Python itself does)."""
     try:
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            return None
         return signal.signal(signal.SIGINT, handler)
     except ValueError:  # not the main thread: leave signals to whoever owns them
         return None

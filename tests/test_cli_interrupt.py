@@ -38,6 +38,19 @@ def _kill_self() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.fixture(autouse=True)
+def sigint_default():
+    """Python's own Ctrl-C handling, even when pytest was started with SIGINT ignored (as a
+    background job of a script is)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _sigint_default() -> None:  # in the child, before Python starts
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_while_drawing_leaves_neither_file(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     real = landscape.plots.draw
@@ -109,7 +122,8 @@ def test_sigint_at_random_moments_of_a_real_run(tmp_path) -> None:
     """SIGINT during the imports, the run, and the writing of the result and its plot."""
     cmd = [sys.executable, "-m", "landscape_cli.main", *RUN]
     start = time.perf_counter()
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120,
+                   preexec_fn=_sigint_default)
     whole = time.perf_counter() - start
     assert (tmp_path / "r.h5").exists() and (tmp_path / "r.png").exists()
     rng = random.Random(17)
@@ -121,7 +135,7 @@ def test_sigint_at_random_moments_of_a_real_run(tmp_path) -> None:
         where = tmp_path / str(i)
         where.mkdir()
         proc = subprocess.Popen(cmd, cwd=where, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                text=True, preexec_fn=_sigint_default)
         time.sleep(fraction * whole)
         if proc.poll() is not None:  # it ended before the signal: nothing to check
             proc.communicate()
