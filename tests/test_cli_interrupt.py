@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -121,15 +122,17 @@ def test_ctrl_c_swallowed_by_a_library_stops_at_the_next_progress_call(tmp_path)
 def test_sigint_at_random_moments_of_a_real_run(tmp_path) -> None:
     """SIGINT during the imports, the run, and the writing of the result and its plot."""
     cmd = [sys.executable, "-m", "landscape_cli.main", *RUN]
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120,
-                   preexec_fn=_sigint_default)
-    whole = time.perf_counter() - start
+    whole = math.inf
+    for _ in range(2):  # the first run warms the file cache; the faster one sets the time scale
+        start = time.perf_counter()
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=120,
+                       preexec_fn=_sigint_default)
+        whole = min(whole, time.perf_counter() - start)
     assert (tmp_path / "r.h5").exists() and (tmp_path / "r.png").exists()
     rng = random.Random(17)
     fractions = ([rng.uniform(0.05, 0.4) for _ in range(3)]  # imports
                  + [rng.uniform(0.4, 0.8) for _ in range(4)]  # the run
-                 + [rng.uniform(0.8, 1.0) for _ in range(3)])  # writing the .h5 and the plot
+                 + [rng.uniform(0.8, 0.98) for _ in range(3)])  # writing the .h5 and the plot
     interrupted = 0
     for i, fraction in enumerate(fractions):
         where = tmp_path / str(i)
@@ -143,5 +146,9 @@ def test_sigint_at_random_moments_of_a_real_run(tmp_path) -> None:
         proc.send_signal(signal.SIGINT)
         interrupted += 1
         _, stderr = proc.communicate(timeout=120)
+        if proc.returncode == -signal.SIGINT:  # in the interpreter's last moments, after the
+            # command had ended (Python resets SIGINT then): killed by it, as a shell's 130
+            assert stderr.rstrip().endswith("wrote r.h5 and r.png"), stderr
+            continue
         _assert_clean(proc.returncode, stderr, f"{where}/")
-    assert interrupted >= 5
+    assert interrupted >= 6  # a run may still end first on a loaded machine: not checked

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib
 
 import click
-from click.utils import make_default_short_help
 
 # command name -> (module under cli.commands, one-line help), in the order --help lists them
 SHORT: dict[str, tuple[str, str]] = {
@@ -27,6 +26,13 @@ SHORT: dict[str, tuple[str, str]] = {
     "plot": ("show", "Redraw the plot of a result file from the numbers it holds."),
     "show": ("show", "Print the summary of a result file."),
 }
+
+
+def _shorten(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` characters with '...', as click's own listing."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - 3, 1)].rsplit(" ", 1)[0].rstrip(" ,;:") + "..."
 
 
 def load(name: str) -> click.Command:
@@ -50,7 +56,7 @@ class LazyGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 6 - max(len(name) for name in SHORT)
-        rows = [(name, make_default_short_help(short, limit)) for name, (_, short) in SHORT.items()]
+        rows = [(name, _shorten(short, limit)) for name, (_, short) in SHORT.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
