@@ -12,21 +12,17 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 
-import landscape
-from landscape import distributed
-from landscape.plots import draw
-from landscape.precision import ACCURACY, resolve_model_dtype
-from landscape.problem import Problem
-from landscape.results import Result, RunInfo, read_result, result_summary, write_result
-from landscape.session import resolve_device
-
+from . import interrupt, outputs
 from .flags import flagify
 from .progress import Progress
+
+if TYPE_CHECKING:  # torch and the library are imported when a command runs, not for --help
+    from landscape.problem import Problem
+    from landscape.results import Result, RunInfo
 
 
 def _json_option(ctx: click.Context, param: click.Parameter, value: Any) -> dict | None:
@@ -183,9 +179,15 @@ class Session:
     opts: dict[str, Any]
     start: float = field(default_factory=time.perf_counter)
     problem: Problem | None = None
+    named_by: int = 1  # how many checkpoints name the default output (lmc: A and B)
     _noted: int = 0
+    _out: str | None = None
 
     def __post_init__(self) -> None:
+        import torch
+
+        from landscape.session import resolve_device
+
         self.device = resolve_device(self.opts.get("device") or "auto")
         self.dtype = torch.float64 if self.opts.get("dtype") == "float64" else torch.float32
         torch.manual_seed(self.opts.get("seed") or 0)
@@ -194,6 +196,10 @@ class Session:
 
     def open(self, path: str) -> Problem:
         """``landscape.open`` with this command's options; notes go to stderr."""
+        import torch
+
+        import landscape
+
         problem = landscape.open(path, **open_options(self.opts))
         if not self.opts.get("threads") and self.device.type == "cpu" and problem.size < SMALL_MODEL:
             torch.set_num_threads(1)  # tiny kernels: thread hand-offs cost more than they give
@@ -203,6 +209,8 @@ class Session:
 
     def notes(self) -> None:
         """Print the library's notes not printed yet (once each; rank 0 alone)."""
+        from landscape import distributed
+
         notes = self.problem.notes if self.problem is not None and distributed.is_main() else []
         for note in notes[self._noted :]:
             echo_err(f"landscape: note: {flagify(note)}")
@@ -213,6 +221,7 @@ class Session:
         when it looks wrong, and both defects go into the result file."""
         if not self.opts.get("verify", True):
             return
+        from landscape import distributed
         from landscape.verify import verify
 
         self.verification = verify(problem, curvature, seed=self.opts.get("seed") or 0)
@@ -220,10 +229,16 @@ class Session:
             echo_err(f"landscape: warning: {self.verification.message()}")
 
     def progress(self, label: str, unit: str = "matvecs") -> Progress:
+        from landscape import distributed
+
         return Progress(label, unit, enabled=distributed.is_main())
 
     def run_info(self, problem: Problem | None, matvecs: int = 0, curvature: str = "",
                  **extra: Any) -> RunInfo:
+        from landscape import distributed
+        from landscape.precision import ACCURACY, resolve_model_dtype
+        from landscape.results import RunInfo
+
         origin = getattr(problem, "origin", None)
         if problem is not None:
             extra.setdefault("data_in_memory", "yes" if problem.cached else "no (streamed)")
@@ -258,10 +273,29 @@ class Session:
         return origin.checkpoints if origin else []
 
     def default_path(self, suffix: str) -> str:
-        stem = "landscape"
-        if self.checkpoints:
-            stem = os.path.splitext(os.path.basename(self.checkpoints[0]["path"]))[0]
-        return f"{stem}_{self.command}{suffix}"
+        stems = [os.path.splitext(os.path.basename(c["path"]))[0] for c in self.checkpoints]
+        return f"{'_'.join(stems[: self.named_by]) or 'landscape'}_{self.command}{suffix}"
+
+    def out_path(self) -> str:
+        """``-o``, else the default name; when that holds a result of other checkpoints, the
+        first free ``stem-N.h5`` (said in a note)."""
+        if self.opts.get("out"):
+            return self.opts["out"]
+        if self._out is None:
+            default = self.default_path(".h5")
+            self._out = outputs.free_default(default, [c["sha256"] for c in self.checkpoints])
+            if self._out != default and distributed_main():
+                echo_err(f"landscape: note: {default} holds a result of other checkpoints; "
+                         f"writing {self._out}")
+        return self._out
+
+    def figure_path(self) -> str:
+        """``--plot``, else beside a default result (same number), else the default name."""
+        if self.opts.get("plot"):
+            return self.opts["plot"]
+        if self.opts.get("out"):
+            return self.default_path(".png")
+        return os.path.splitext(self.out_path())[0] + ".png"
 
     def finish(
         self,
@@ -272,15 +306,15 @@ class Session:
     ) -> None:
         """Write the .h5, draw the plot, print the summary (human lines or ``--json``); under
         torch.distributed, rank 0 alone does."""
-        if not distributed.is_main():
+        from landscape.results import result_summary
+
+        if not distributed_main():
             return
         self.notes()
-        out = self.opts.get("out") or self.default_path(".h5")
-        write_result(out, result, run)
-        figure = None
-        if plot and not self.opts.get("no_plot"):
-            figure = self.opts.get("plot") or self.default_path(".png")
-            draw(read_result(out), figure)
+        out = self.out_path()
+        figure = self.figure_path() if plot and not self.opts.get("no_plot") else None
+        interrupt.check()
+        outputs.write_together(out, result, run, figure)
         if self.opts.get("as_json"):
             click.echo(json.dumps(result_summary(result, run)))
             return
@@ -297,3 +331,10 @@ def fmt(value: float | None, digits: int = 6) -> str:
 
 def echo_err(message: str) -> None:
     click.echo(message, err=True)
+
+
+def distributed_main() -> bool:
+    """Whether this process is rank 0 (or the only one)."""
+    from landscape import distributed
+
+    return distributed.is_main()

@@ -13,7 +13,7 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,8 +109,10 @@ class Config:
         return f"{message[: m.end()]} (from {path}){message[m.end():]}"
 
 
-def load_config(argv: list[str], options: Options) -> Config:
-    """The defaults of the config files found for this invocation, checked against ``options``.
+def load_config(argv: list[str], options: Options | Callable[[], Options]) -> Config:
+    """The defaults of the config files found for this invocation, checked against ``options``
+    (or what calling it gives: it is called only when a config file is found, so that a run
+    without one imports no command it does not run).
 
     Sources in rising priority: ``[tool.landscape]`` in pyproject.toml, landscape.toml, --config.
     Within one source a command's own table beats the top-level keys.
@@ -124,6 +126,10 @@ def load_config(argv: list[str], options: Options) -> Config:
     flag = _config_flag(argv)
     if flag is not None:
         sources.append((flag, _read(flag)))
+    if not sources:
+        return Config()
+    if callable(options):
+        options = options()
     out = Config({n: {} for n in options}, {n: {} for n in options}, options)
     for where, source in sources:
         _check(where, source, options)

@@ -16,12 +16,13 @@ import click
 from landscape import __version__
 from landscape.errors import LandscapeError
 
-from .commands import COMMANDS
+from . import interrupt
+from .commands import LazyGroup, all_commands
 from .config import Config, load_config
 from .flags import flagify
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="landscape")
 def cli() -> None:
     """Measure the loss geometry of a PyTorch checkpoint.
@@ -33,21 +34,28 @@ def cli() -> None:
     """
 
 
-for _command in COMMANDS:
-    cli.add_command(_command)
-
-
 def _options() -> dict[str, dict[str, tuple[str, ...]]]:
     """Each command's options by name, with their flags (what a config file may set)."""
     return {
-        name: {p.name: tuple(p.opts) for p in command.params if isinstance(p, click.Option)}
-        for name, command in cli.commands.items()
+        c.name: {p.name: tuple(p.opts) for p in c.params if isinstance(p, click.Option)}
+        for c in all_commands()
+        if c.name
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return (and, as a script, exit with) the exit status."""
-    code = _run(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
+    with interrupt.running():
+        try:
+            code = _run(args)
+            interrupt.state.deferring = True  # the command is over: a Ctrl-C now is only noted
+        except interrupt.Interrupted:  # between the command's end and the line above
+            code = interrupt.EXIT_STATUS
+        interrupt.state.deferring = True
+        if interrupt.state.received:  # also when the command ran on (its interrupt was lost)
+            interrupt.say()
+            code = interrupt.EXIT_STATUS
     if code and _world_size() > 1:  # end this rank now: its peers' collectives then fail fast
         sys.stdout.flush()
         sys.stderr.flush()
@@ -78,7 +86,7 @@ def _quiet_unless_rank0():
 def _run(argv: list[str]) -> int:
     config = Config()
     try:
-        config = load_config(argv, _options())
+        config = load_config(argv, _options)
         with _quiet_unless_rank0():
             return int(
                 cli.main(
@@ -89,9 +97,12 @@ def _run(argv: list[str]) -> int:
             )
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.Abort:
-        click.echo("aborted", err=True)
-        return 130
+    except interrupt.Interrupted:
+        interrupt.say()
+        return interrupt.EXIT_STATUS
+    except click.Abort as e:  # a KeyboardInterrupt click caught (not our SIGINT handler's)
+        interrupt.say(None if isinstance(e.__context__, KeyboardInterrupt) else "aborted")
+        return interrupt.EXIT_STATUS
     except click.UsageError as e:
         where = e.ctx.command_path if e.ctx else "landscape"
         param = getattr(e, "param", None)
@@ -109,8 +120,8 @@ def _run(argv: list[str]) -> int:
             click.echo(f"landscape: error: {config.annotate(flagify(str(e)), argv)}", err=True)
         return e.exit_code
     except KeyboardInterrupt:
-        click.echo("interrupted: no result file was written", err=True)
-        return 130
+        interrupt.say()
+        return interrupt.EXIT_STATUS
     except Exception:  # a bug in landscape, not bad input: show everything
         traceback.print_exc()
         click.echo("landscape: internal error (please report it with the traceback)", err=True)

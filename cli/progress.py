@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from . import interrupt
+
 LINE_SECONDS = 10.0  # without a terminal (a CI log), one progress line this often
 
 
@@ -22,6 +24,7 @@ class Progress:
         self._drawn = False
 
     def __call__(self, done: int, total: int | None = None) -> None:
+        interrupt.check()  # a Ctrl-C that a library swallowed stops the run here
         now = time.perf_counter()
         if not self.enabled or now - self._last < (0.1 if self.tty else LINE_SECONDS):
             return

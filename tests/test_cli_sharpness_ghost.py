@@ -162,3 +162,27 @@ def test_optimizer_flag_says_adamw_where_the_state_does_not(tmp_path):
     guessed = run_cli("ghost", ck, "--json", "--no-plot", "-o", str(tmp_path / "a.h5"))
     assert guessed.code == 0 and "--optimizer adamw" in guessed.stderr
     assert abs(guessed.json()["ghost"]["tau"] - true_tau) > 1e-3 * true_tau
+
+
+@pytest.mark.parametrize("no_adam", [False, True])
+def test_sharpness_prints_lambda_against_the_threshold_with_its_beta_and_lr(tmp_path, no_adam):
+    args = ["sharpness", A, *FAST, "--top-k", "1", "--random", "0", "--max-steps", "12",
+            "--tol", "1e-3", "--lr", "0.01", "--momentum", "0.5", "--no-plot",
+            "-o", tmp_path / "s.h5"]
+    r = run_cli(*args, *(["--no-adam"] if no_adam else []))
+    assert r.code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    gd = next(line for line in lines if line.startswith("edge of stability (gradient descent)"))
+    with h5py.File(tmp_path / "s.h5") as f:
+        lam, ratio = float(f["sharpness/lambda_max"][()]), float(f["sharpness/eos_ratio"][()])
+    assert f"lambda_max {lam:.4g} vs threshold (2+2β)/lr = 300 (β = 0.5" in gd
+    assert "lr = 0.01): ratio" in gd and f"ratio {ratio:.4g}" in gd
+    assert ratio == pytest.approx(lam / 300, rel=1e-9)
+    note = lines[lines.index(gd) + 1]
+    assert "adam state: this plain-GD threshold is not Adam's" in note
+    pre = [line for line in lines if line.startswith("edge of stability (Adam)")]
+    if no_adam:
+        assert "drop --no-adam" in note and not pre
+    else:
+        assert "see the preconditioned line below" in note
+        assert "(β1 = 0.9, lr = 0.01): ratio" in pre[0] and "= 3800" in pre[0]

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import click
 
-from landscape.analyses.blockwise import PRESETS, blockwise
-from landscape.curvature import CURVATURES
-
+from ..choices import CURVATURES, GROUP_PRESETS
 from ..common import Session, analysis_options, echo_err, fmt
 
 
 @click.command("blocks")
 @click.argument("ckpt", type=click.Path())
 @click.option("--group-by", "group_by", multiple=True, metavar="NAME=REGEX",
-              help=f"a parameter group (repeat it), or a preset: {', '.join(PRESETS)} "
+              help=f"a parameter group (repeat it), or a preset: {', '.join(GROUP_PRESETS)} "
               "(default: transformer: embeddings, qkv, attn_out, mlp, norms, head).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
               help="top eigenvalues per group.")
@@ -32,6 +30,8 @@ def blocks(ckpt: str, **opts) -> None:
       landscape blocks ./my-gpt2 --data tokens.npz
       landscape blocks ./my-gpt2 --data tokens.npz --group-by 'attn=attn\\.' --group-by 'mlp=mlp\\.'
     """
+    from landscape.analyses.blockwise import blockwise
+
     s = Session("blocks", opts)
     problem = s.open(ckpt)
     bar = s.progress("blocks")

@@ -9,16 +9,15 @@ from typing import Any
 import click
 
 from landscape import checks
-from landscape.analyses import suite
-from landscape.checks.result import CheckResult
 from landscape.errors import InputError
-from landscape.results import merge_trees, read_summary, result_summary, write_result
 
 from ..common import Session, analysis_options
 
 
 def _table_options(lr: float | None) -> dict[str, dict[str, Any]]:
     """Per-analysis tables of the [check] config (``spectrum = {top-k = 3}``), with --lr."""
+    from landscape.analyses import suite
+
     ctx = click.get_current_context()
     table = ctx.default_map or {}
     options = {k: dict(v) for k, v in table.items() if k in suite.NAMES and isinstance(v, dict)}
@@ -101,6 +100,10 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
           --baseline base.h5 --junit report.xml --markdown report.md
       landscape check a.pt --against b.pt --rule 'lmc.barrier_loss < 0.1'
     """
+    from landscape.analyses import suite
+    from landscape.checks.result import CheckResult
+    from landscape.results import merge_trees, read_summary, result_summary, write_result
+
     rules = _rules(rule)
     options = _table_options(lr)
     base = read_summary(baseline) if baseline else None
@@ -134,7 +137,7 @@ def check(ckpts: tuple[str, ...], rule: tuple[str, ...], baseline: str | None,
     result = CheckResult(results, outcomes, reused=[reused or {}], matvecs=matvecs)
     run = s.run_info(problem, matvecs=matvecs, baseline=baseline or "", reuse=reuse or "")
     run.checkpoints = seen
-    out = opts.get("out") or s.default_path(".h5")
+    out = s.out_path()
     write_result(out, result, run)
     if opts["as_json"]:
         report = checks.report.as_json(outcomes)

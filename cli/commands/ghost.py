@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import click
 
-from landscape import steps
-from landscape.analyses.ghost import ghost as run_ghost
-
 from ..common import VERIFY_OPTION, Session, analysis_options, fmt
 from .sharpness import OPTIMIZER_OPTION
 
@@ -52,6 +49,9 @@ def ghost(ckpt: str, next_ckpt: str | None, **opts) -> None:
       landscape ghost data/demo_a.pt data/demo_b.pt --json
       landscape ghost data/demo_a.pt --direction gradient --lr 0.5 --quantile 0.99
     """
+    from landscape import steps
+    from landscape.analyses.ghost import ghost as run_ghost
+
     s = Session("ghost", opts)
     p = s.open(ckpt)
     s.verify(p, "hessian")

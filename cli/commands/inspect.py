@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import click
 
-from landscape.analyses.inspect import inspect as run_inspect
-from landscape.loading import hf, hf_summary
-from landscape.loading.optimizer import describe_optimizer
-
 from ..common import Session, analysis_options, fmt
 
 
@@ -17,11 +13,18 @@ from ..common import Session, analysis_options, fmt
 def inspect(ckpt: str, **opts) -> None:
     """Show what CKPT holds and how its model does on the data.
 
+    Draws a plot (each block's parameter and gradient norm) only with --plot FILE.png.
+
     \b
     Example:
       landscape inspect data/demo_a.pt
       landscape inspect model.pt --model mynet.py:make --data val.npz --json
+      landscape inspect data/demo_a.pt --plot demo_a_norms.png
     """
+    from landscape.analyses.inspect import inspect as run_inspect
+    from landscape.loading import hf, hf_summary
+    from landscape.loading.optimizer import describe_optimizer
+
     s = Session("inspect", opts)
     problem = s.open(ckpt)
     origin = problem.origin
@@ -42,6 +45,6 @@ def inspect(ckpt: str, **opts) -> None:
     ]
     for name, n, w, g in zip(result.layers, result.counts, result.norms, result.grad_norms):
         lines.append(f"{name:<32}{n:>10d}{w:>12.4g}{g:>12.4g}")
-    s.finish(result, s.run_info(problem), plot=False, lines=lines)
+    s.finish(result, s.run_info(problem), plot=bool(opts.get("plot")), lines=lines)
 
 COMMANDS = [inspect]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import click
 
-import landscape
-from landscape.analyses.lmc import lmc as run_lmc
 from landscape.errors import InputError
-from landscape.results import write_checkpoint
 
 from ..common import Session, analysis_options, fmt
 
@@ -75,7 +72,11 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
         raise InputError("lmc needs at least two checkpoints: landscape lmc A B [C ...]")
     if opts["save_aligned"] and opts["align"] != "weights":
         raise InputError("--save-aligned needs --align weights")
-    s = Session("lmc", opts)
+    import landscape
+    from landscape.analyses.lmc import lmc as run_lmc
+    from landscape.results import write_checkpoint
+
+    s = Session("lmc", opts, named_by=2)  # default a_b_lmc.h5: lmc a b and lmc a c differ
     problem = s.open(checkpoints[0])
     others = [landscape.weights_like(problem, p) for p in checkpoints[1:]]
     eval_problem = None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from landscape import steps
-from landscape.analyses import directions as dirs
-from landscape.analyses.sharpness import sharpness as run_sharpness
-
 from ..common import VERIFY_OPTION, Session, analysis_options, fmt
+
+if TYPE_CHECKING:
+    from landscape.analyses.sharpness import SharpnessResult
 
 _KIND_OPTION = click.option(
     "--optimizer",
@@ -29,6 +30,42 @@ _ORDER_OPTION = click.option(
 
 def OPTIMIZER_OPTION(f):  # noqa: N802 - used as a decorator like the click options
     return _KIND_OPTION(_ORDER_OPTION(f))
+
+
+def _optimizer_kind(problem) -> str:  # noqa: ANN001 - a Problem opened from a checkpoint
+    from landscape.loading.optimizer import describe_optimizer
+
+    c = problem.origin.checkpoint
+    return describe_optimizer(c.optimizer).get("kind", "") if c.optimizer else ""
+
+
+def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
+    """λ_max against each edge-of-stability threshold, with the β and lr it was computed from.
+
+    ``optimizer`` is the kind of the checkpoint's optimizer state ('adam', 'adamw', 'sgd', '').
+    """
+    lines = []
+    if r.eos_ratio is not None:
+        lines.append(
+            f"edge of stability (gradient descent): lambda_max {fmt(r.lambda_max, 4)} vs threshold "
+            f"(2+2β)/lr = {fmt(r.threshold, 4)} (β = {r.momentum:g} from --momentum, "
+            f"lr = {r.lr:g}): ratio {fmt(r.eos_ratio, 4)}"
+        )
+        if optimizer in ("adam", "adamw"):
+            where = ("see the preconditioned line below" if r.preconditioned else
+                     "drop --no-adam for the preconditioned sharpness against Adam's threshold")
+            lines.append(
+                f"  the checkpoint holds {optimizer} state: this plain-GD threshold is not "
+                f"Adam's; {where}"
+            )
+    if r.preconditioned:
+        pc = r.preconditioned
+        lines.append(
+            f"edge of stability (Adam): preconditioned lambda_max {fmt(pc['lambda_max'], 4)} vs "
+            f"threshold (2+2β1)/((1-β1)·lr) = {fmt(pc['threshold'], 4)} (β1 = {pc['beta1']:g}, "
+            f"lr = {pc['lr']:g}): ratio {fmt(pc['ratio'], 4)}"
+        )
+    return lines
 
 
 @click.command("sharpness")
@@ -92,6 +129,10 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
       landscape sharpness data/demo_a.pt
       landscape sharpness data/demo_a.pt data/demo_b.pt --lr 0.01 --json
     """
+    from landscape import steps
+    from landscape.analyses import directions as dirs
+    from landscape.analyses.sharpness import sharpness as run_sharpness
+
     s = Session("sharpness", opts)
     p = s.open(ckpt)
     s.verify(p, opts["curvature"])
@@ -122,17 +163,7 @@ def sharpness(ckpt: str, next_ckpt: str | None, **opts) -> None:
         f"lambda_max {fmt(r.lambda_max)}  top-{len(r.eigenvalues)} "
         + " ".join(fmt(e, 4) for e in r.eigenvalues),
     ]
-    if r.eos_ratio is not None:
-        lines.append(
-            f"edge of stability: lr*lambda_max/(2+2*beta) = {fmt(r.eos_ratio, 4)}"
-            f"  (threshold {fmt(r.threshold, 4)})"
-        )
-    if r.preconditioned:
-        pc = r.preconditioned
-        lines.append(
-            f"adam preconditioned lambda_max {fmt(pc['lambda_max'], 4)}  threshold "
-            f"{fmt(pc['threshold'], 4)}  ratio {fmt(pc['ratio'], 4)}"
-        )
+    lines += stability_lines(r, _optimizer_kind(p))
     lines.append("directional sharpness u^T H u/|u|^2:")
     for name, value in r.directional.items():
         lines.append(f"  {name:<18}{value:>12.5g}")

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import click
-import numpy as np
-
-from landscape.plots import draw
-from landscape.results import read_result, summary
 
 
 def _lines(tree: dict, prefix: str = "") -> list[str]:
+    import numpy as np
+
     out = []
     for key, value in tree.items():
         name = f"{prefix}{key}"
@@ -36,6 +34,8 @@ def show(result: str, as_json: bool) -> None:
       landscape show demo_a_spectrum.h5
       landscape show demo_a_trace.h5 --json | jq .trace.estimate
     """
+    from landscape.results import read_result, summary
+
     content = summary(read_result(result))
     if as_json:
         click.echo(json.dumps(content))
@@ -57,6 +57,9 @@ def plot(result: str, out: str | None, **options) -> None:
       landscape plot demo_a_spectrum.h5 -o spectrum.png
       landscape plot demo_a_surface.h5 --levels 30 --log --vmax 5
     """
+    from landscape.plots import draw
+    from landscape.results import read_result
+
     content = read_result(result)
     path = out or result.rsplit(".", 1)[0] + ".png"
     draw(content, path, **{k: v for k, v in options.items() if v is not None})

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from landscape.analyses.spectrum import Spectrum, SpectrumResult
-from landscape.analyses.spectrum import spectrum as run_spectrum
-from landscape.curvature import CURVATURES
-from landscape.intervals import pm
-from landscape.linalg.eigsh import SOLVERS
-from landscape.linalg.lanczos import WHICH
-
+from ..choices import CURVATURES, SOLVERS, WHICH
 from ..common import VERIFY_OPTION, Session, analysis_options, echo_err, fmt
+
+if TYPE_CHECKING:
+    from landscape.analyses.spectrum import Spectrum, SpectrumResult
 
 
 def _values(s: Spectrum, n: int = 10) -> str:
@@ -21,6 +20,8 @@ def _values(s: Spectrum, n: int = 10) -> str:
 
 def summary_lines(r: SpectrumResult, source: str) -> list[str]:
     """The human summary: what was computed, to what tolerance, and the scalars to quote."""
+    from landscape.intervals import pm
+
     w = r.whole
     state = "converged" if w.converged else "NOT converged"
     which = "all, exact" if w.solver == "dense" else w.which
@@ -140,6 +141,8 @@ def spectrum(ckpt: str, **opts) -> None:
       landscape spectrum data/demo_a.pt
       landscape spectrum data/demo_a.pt --top-k 10 --which both --per-layer --json
     """
+    from landscape.analyses.spectrum import spectrum as run_spectrum
+
     s = Session("spectrum", opts)
     problem = s.open(ckpt)
     s.verify(problem, opts["curvature"])

@@ -5,24 +5,18 @@ from __future__ import annotations
 import glob
 import os
 import re
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
-from landscape.analyses import surface_directions as sd
-from landscape.analyses.surface import (
-    empty,
-    mismatch,
-    parse_range,
-    parse_steps,
-    resolve_bn,
-    resume,
-)
-from landscape.analyses.surface import surface as run_surface
 from landscape.errors import InputError
-from landscape.results import read_result, update_result, write_result
 
+from .. import interrupt
+from ..choices import IGNORES, NORMS
 from ..common import Session, analysis_options, fmt
+
+if TYPE_CHECKING:
+    from landscape.analyses import surface_directions as sd
 
 SAVED = ["surface/loss", "surface/accuracy", "surface/done"]  # the mask last
 
@@ -42,6 +36,8 @@ def _natural(path: str) -> list:
 
 
 def _default_range(d: sd.Directions) -> str:
+    import numpy as np
+
     if d.kind == "through":
         return "-0.5:1.5"
     if d.kind == "trajectory":
@@ -68,14 +64,14 @@ def _default_range(d: sd.Directions) -> str:
 )
 @click.option(
     "--norm",
-    type=click.Choice(list(sd.NORMS)),
+    type=click.Choice(list(NORMS)),
     default="filter",
     show_default=True,
     help="scale random directions per filter (Li et al. 2018), per layer, or not.",
 )
 @click.option(
     "--ignore",
-    type=click.Choice(list(sd.IGNORES)),
+    type=click.Choice(list(IGNORES)),
     default="biasbn",
     show_default=True,
     help="biasbn: zero the biases and norm-layer parameters of random directions.",
@@ -142,6 +138,18 @@ def surface(ckpt: str, **opts) -> None:
       landscape surface final.pt --trajectory 'run/epoch_*.pt' --steps 31,31
       landscape plot demo_a_surface.h5 --levels 30 --log
     """
+    from landscape.analyses import surface_directions as sd
+    from landscape.analyses.surface import (
+        empty,
+        mismatch,
+        parse_range,
+        parse_steps,
+        resolve_bn,
+        resume,
+    )
+    from landscape.analyses.surface import surface as run_surface
+    from landscape.results import read_result, update_result, write_result
+
     s = Session("surface", opts)
     problem = s.open(ckpt)
     directions, states, names = sd.choose(
@@ -156,7 +164,7 @@ def surface(ckpt: str, **opts) -> None:
     result = empty(
         directions, steps, ranges, problem.is_classification, opts["seed"] or 0, bn, names
     )
-    out = opts["out"] or s.default_path(".h5")
+    out = s.out_path()  # the default: the first that is free or holds this checkpoint's run
     run = s.run_info(problem, matvecs=result.matvecs)
     had = 0
     if os.path.exists(out) and not opts["force"]:
@@ -184,14 +192,13 @@ def surface(ckpt: str, **opts) -> None:
                 save=lambda r: update_result(out, r, run, saved),
                 progress=progress,
             )
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, interrupt.Interrupted):
             progress.close()
-            click.echo(
+            interrupt.say(
                 f"interrupted: {int(result.done.sum())} of {result.done.size} points are in {out}; "
-                "run the same command to continue",
-                err=True,
+                "run the same command to continue"
             )
-            raise click.exceptions.Exit(130) from None
+            raise click.exceptions.Exit(interrupt.EXIT_STATUS) from None
         progress.close()
     run = s.run_info(problem, matvecs=result.matvecs)
     lines = _summary(ckpt, result, had)
@@ -199,6 +206,8 @@ def surface(ckpt: str, **opts) -> None:
 
 
 def _summary(ckpt: str, r, had: int) -> list[str]:  # noqa: ANN001
+    import numpy as np
+
     shape = "x".join(str(k) for k in r.loss.shape)
     how = r.kind + (f", {r.norm}-normalised, ignore {r.ignore}" if r.kind == "random" else "")
     lines = [f"{ckpt}: {len(r.directions)}-D surface, {shape} points, directions {how}, "

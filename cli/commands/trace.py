@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from landscape.analyses.trace import METHODS, TraceAnalysis
-from landscape.analyses.trace import trace as run_trace
-from landscape.curvature import CURVATURES
-from landscape.intervals import pm
-
+from ..choices import CURVATURES, METHODS
 from ..common import VERIFY_OPTION, Session, analysis_options, fmt
+
+if TYPE_CHECKING:
+    from landscape.analyses.trace import TraceAnalysis
 
 
 def _stop_line(r: TraceAnalysis, opts: dict) -> str:
@@ -33,6 +34,8 @@ def _stop_line(r: TraceAnalysis, opts: dict) -> str:
 
 
 def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
+    from landscape.intervals import pm
+
     w = r.whole.result
     pct = f"{100 * w.confidence:g}%"
     lines = [
@@ -136,6 +139,8 @@ def trace(
       landscape trace data/demo_a.pt --rtol 0.02 --per-layer
       landscape trace model.pt --method hutchinson --probes 200 --json | jq .trace.estimate
     """
+    from landscape.analyses.trace import trace as run_trace
+
     s = Session("trace", opts)
     problem = s.open(ckpt)
     s.verify(problem, curvature)

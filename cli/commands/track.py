@@ -6,29 +6,27 @@ import os
 
 import click
 
-from landscape.analyses import track as tr
-from landscape.analyses import track_order
-from landscape.analyses.trace import METHODS
 from landscape.errors import InputError
-from landscape.plots import draw
-from landscape.results import read_result, read_summary, write_csv, write_tensorboard
 
+from .. import interrupt
+from ..choices import METHODS, METRICS
 from ..common import Session, analysis_options, echo_err, fmt, open_options
+from ..outputs import draw_into
 
 
 def _metrics(value: str | None) -> list[str] | None:
     if not value:
         return None
     names = [m.strip() for m in value.split(",") if m.strip()]
-    bad = [m for m in names if m not in tr.METRICS]
+    bad = [m for m in names if m not in METRICS]
     if bad:
-        raise click.BadParameter(f"{bad[0]!r} unknown; choose from {', '.join(tr.METRICS)}")
+        raise click.BadParameter(f"{bad[0]!r} unknown; choose from {', '.join(METRICS)}")
     return names
 
 
 @click.command("track")
 @click.argument("ckpts", metavar="CKPT...", nargs=-1, required=True)
-@click.option("--metrics", metavar="M1,M2", help="which: " + ", ".join(tr.METRICS)
+@click.option("--metrics", metavar="M1,M2", help="which: " + ", ".join(METRICS)
               + " [default: all; eos_ratio with --lr].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
               help="learning rate: eos_ratio and the stability threshold (2/lr SGD, 38/lr Adam).")
@@ -56,6 +54,10 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
       landscape track 'runs/ckpt_*.pt' --lr 0.1 --max-samples 512 -o run.h5 --csv run.csv
       landscape track data/demo_a.pt data/demo_b.pt --metrics loss,lambda_max,trace
     """
+    from landscape.analyses import track as tr
+    from landscape.analyses import track_order
+    from landscape.results import read_result, read_summary, write_csv, write_tensorboard
+
     names = _metrics(metrics)
     if tensorboard:
         try:
@@ -80,18 +82,21 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
         result = tr.track(paths, names, lr=lr, optimizer=optimizer, top_k=top_k, method=method,
                           probes=probes, seed=opts.get("seed") or 0, open_options=oo, out=out,
                           run_info=run_info, progress=bar)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, interrupt.Interrupted):
         bar.close()
-        echo_err(f"interrupted: {out} keeps the checkpoints done so far; the same command resumes")
-        raise click.exceptions.Exit(130) from None
+        interrupt.say(f"interrupted: {out} keeps the checkpoints done so far; the same command "
+                      "resumes")
+        raise click.exceptions.Exit(interrupt.EXIT_STATUS) from None
     finally:
         bar.close()
+    interrupt.state.written = [out]
     content = read_result(out)
     t = content["track"]
     figure = None
     if not opts.get("no_plot"):
         figure = opts.get("plot") or f"{stem}_track.png"
-        draw(content, figure)
+        draw_into(content, figure)
+        interrupt.state.written.append(figure)
     columns = [k for cols in tr.COLUMNS.values() for k in cols if k in t]
     if csv_path:
         write_csv(csv_path, {"step": list(t["step"]), "checkpoint": list(t["checkpoint"]),
