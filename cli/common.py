@@ -124,6 +124,14 @@ RUN_OPTIONS = [
 ]
 
 
+BN_BATCHES_OPTION = click.option(
+    "--bn-batches",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="batches for re-estimating BatchNorm statistics (--bn reset).",
+)
+
 VERIFY_OPTION = click.option(
     "--verify/--no-verify",
     default=True,

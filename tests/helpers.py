@@ -8,6 +8,26 @@ from torch import nn
 from landscape.problem import Problem
 
 
+class SDPAClassifier(nn.Module):
+    """Two heads of scaled-dot-product attention over (B, T, 3) inputs, mean-pooled to 3 classes:
+    SDPA's fused kernels have no forward-mode rule on the CPU (torch 2.13), so products on it
+    take the fallback paths."""
+
+    def __init__(self, causal: bool = False) -> None:
+        super().__init__()
+        self.causal = causal
+        self.qkv = nn.Linear(3, 24)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        b, t, _ = x.shape
+        q, k, v = (u.reshape(b, t, 2, 4).transpose(1, 2) for u in self.qkv(x).split(8, -1))
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.head(o.transpose(1, 2).reshape(b, t, 8).mean(1))
+
+
 def tanh_mlp(d_in: int = 5, hidden: int = 6, d_out: int = 3, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out)).double()

@@ -5,25 +5,11 @@ CUDA): curvature products switch to reverse-over-reverse with the math kernel, s
 from __future__ import annotations
 
 import torch
-from torch import nn
-from torch.nn import functional as F
+from helpers import SDPAClassifier
 
 from landscape.compat import math_attention
 from landscape.curvature import FALLBACK_NOTE, make_operator
 from landscape.problem import Problem
-
-
-class SDPAClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.qkv = nn.Linear(3, 24)
-        self.head = nn.Linear(8, 3)
-
-    def forward(self, x):
-        b, t, _ = x.shape
-        q, k, v = (u.reshape(b, t, 2, 4).transpose(1, 2) for u in self.qkv(x).split(8, -1))
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.head(o.transpose(1, 2).reshape(b, t, 8).mean(1))
 
 
 def test_sdpa_products_fall_back_to_math_and_say_so_once():
@@ -31,7 +17,7 @@ def test_sdpa_products_fall_back_to_math_and_say_so_once():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(12, 5, 3, generator=g)
     y = torch.randint(0, 3, (12,), generator=g)
-    p = Problem(SDPAClassifier(), x, y, batch_size=12, dtype=torch.float64)
+    p = Problem(SDPAClassifier(causal=True), x, y, batch_size=12, dtype=torch.float64)
     leaf = p.theta.clone().requires_grad_(True)
     with math_attention():  # the fused CPU kernel has no double backward: the reason for all this
         (grad,) = torch.autograd.grad(p.batch_loss(leaf, *p.batches[0]), leaf, create_graph=True)

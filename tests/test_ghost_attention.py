@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import SDPAClassifier
 from torch import nn
 from torch.func import jvp
-from torch.nn import functional as F
 
 from landscape.analyses.ghost import ghost, logit_slopes
 from landscape.problem import Problem
@@ -29,17 +29,6 @@ class MHAClassifier(nn.Module):
         return self.head(a.mean(1))
 
 
-class SDPAClassifier(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.qkv = nn.Linear(3, 24)
-        self.head = nn.Linear(8, 3)
-
-    def forward(self, x):
-        b, t, _ = x.shape
-        q, k, v = (u.reshape(b, t, 2, 4).transpose(1, 2) for u in self.qkv(x).split(8, -1))
-        o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, 8)
-        return self.head(o.mean(1))
 
 
 @pytest.mark.parametrize("cls", [MHAClassifier, SDPAClassifier])

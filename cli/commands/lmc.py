@@ -6,7 +6,7 @@ import click
 
 from landscape.errors import InputError
 
-from ..common import Session, analysis_options, fmt
+from ..common import BN_BATCHES_OPTION, Session, analysis_options, fmt
 
 
 @click.command("lmc")
@@ -33,13 +33,7 @@ from ..common import Session, analysis_options, fmt
     type=click.Choice(["interpolate", "reset", "keep-a"]),
     help="buffers along the path (default: reset with BatchNorm, else interpolate).",
 )
-@click.option(
-    "--bn-batches",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="batches for re-estimating BatchNorm statistics (--bn reset).",
-)
+@BN_BATCHES_OPTION
 @click.option(
     "--align",
     type=click.Choice(["none", "weights"]),

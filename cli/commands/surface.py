@@ -13,7 +13,7 @@ from landscape.errors import InputError
 
 from .. import interrupt
 from ..choices import IGNORES, NORMS
-from ..common import Session, analysis_options, fmt
+from ..common import BN_BATCHES_OPTION, Session, analysis_options, fmt
 
 if TYPE_CHECKING:
     from landscape.analyses import surface_directions as sd
@@ -110,13 +110,7 @@ def _default_range(d: sd.Directions) -> str:
     type=click.Choice(["reset", "interpolate", "keep"]),
     help="buffers at each point (default: reset with BatchNorm, interpolate along --through, else keep).",
 )
-@click.option(
-    "--bn-batches",
-    type=click.IntRange(min=1),
-    default=10,
-    show_default=True,
-    help="batches for re-estimating BatchNorm statistics (--bn reset).",
-)
+@BN_BATCHES_OPTION
 @click.option(
     "--chunk",
     type=click.IntRange(min=1),
