@@ -76,6 +76,7 @@ class TraceAnalysis(Result):
     matvecs: int = 0
     max_run_matvecs: int = 0  # the largest Hutch++/XTrace run the memory plan allows
     memory_note: str = ""  # why runs are smaller than asked (landscape.memplan), else ""
+    probe_block: str = ""  # probes per vmapped product and how that was chosen (blocking.py)
 
     @property
     def estimate(self) -> float:
@@ -137,6 +138,8 @@ class TraceAnalysis(Result):
             group["attrs"]["max_run_matvecs"] = self.max_run_matvecs
         if self.memory_note:
             group["attrs"]["memory_note"] = self.memory_note
+        if self.probe_block:
+            group["attrs"]["probe_block"] = self.probe_block
         if self.rtol is not None:
             group["attrs"]["rtol"] = self.rtol
         if self.diagonal is not None:
@@ -288,9 +291,11 @@ def trace(
             CurvatureOperator(p, curvature, chunk=chunk, seed=seed), tally, progress, total
         )
 
-    whole = _estimate(operator(problem), plan, seed)
+    whole_op = operator(problem)
+    whole = _estimate(whole_op, plan, seed)
     out = TraceAnalysis(whole=whole, curvature=curvature, rtol=rtol, memory_note=note,
-                        max_run_matvecs=min(plan.max_run or 0, problem.size))
+                        max_run_matvecs=min(plan.max_run or 0, problem.size),
+                        probe_block=whole_op.op.blocks.how)
     if per_layer:
         for i, block in enumerate(problem.blocks()):
             op = operator(problem.restrict(block.names))
