@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda[:i]")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5; 3 quick)")
     p.add_argument("--workloads", nargs="*", help="subset of mlp resnet gpt resnet18 gpt2")
-    p.add_argument("--size", choices=("quick", "cpu", "cuda"), default=None,
-                   help="workload sizes (default: by device; quick with --quick)")
+    p.add_argument("--size", choices=("quick", "cpu", "real", "cuda"), default=None,
+                   help="workload sizes: real (issue 16's CPU sizes), cpu (a smoke test), cuda "
+                   "(default: by device; quick with --quick)")
     p.add_argument("--tools", nargs="*", help="subset of landscape pyhessian eigenthings "
                    "curvlinops")
     p.add_argument("--budget", type=float, default=1020.0,
