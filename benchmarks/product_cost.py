@@ -115,13 +115,40 @@ def _compiled(pr, v: torch.Tensor) -> Callable[[], object]:
     return run
 
 
+def memory(workloads: list[str], compile_: bool) -> int:
+    """Peak resident memory of one run of every task, each in a fresh process (freed memory of
+    an earlier task stays resident in the allocator, so one process would under-report)."""
+    import subprocess
+
+    names = ["grad", "loss_and_grad", "hvp:ror", "hvp:ror-fresh", "hvp:for", "block16", "auto16"]
+    names += ["hvp:compile"] if compile_ else []
+    print("| workload | task | peak MiB above the start (fresh process, one run) |")
+    print("|---|---|---:|")
+    for w in workloads:
+        for k in names:
+            r = subprocess.run([sys.executable, __file__, "--one", w, k], capture_output=True,
+                               text=True)
+            val = r.stdout.strip().splitlines()[-1] if r.returncode == 0 else "FAILED"
+            print(f"| {w} | {k} | {val} |", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workloads", nargs="*", default=["mlp", "gpt", "resnet", "gpt2m"])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--compile", action="store_true", help="also torch.compile of the product")
+    ap.add_argument("--memory", action="store_true",
+                    help="peak memory only: every task once in a fresh process")
+    ap.add_argument("--one", nargs=2, metavar=("WORKLOAD", "TASK"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
+    if args.one:
+        ts, _ = tasks(args.one[0], args.one[1] == "hvp:compile")
+        print(f"{peak_mib(ts[args.one[1]][0]):.1f}")
+        return 0
+    if args.memory:
+        return memory(args.workloads, args.compile)
     print("| workload | P | task | median s | / grad | matvecs | peak MiB | note |")
     print("|---|---:|---|---:|---:|---:|---:|---|")
     for name in args.workloads:

@@ -63,7 +63,7 @@ class BlockChooser:
         decide the size and return the first row not yet done."""
         rows(0, 1)  # untimed: builds the kept gradient graph, warms the allocator
         a = 1
-        if k >= 1 + 2 + self.candidates[-1]:  # untimed: vmap's first call (1.7 s measured)
+        if k >= 1 + 2 + 1 + 4 and len(self.candidates) > 1:  # untimed: vmap's first call
             rows(1, 3)
             a = 3
         for c in self.candidates:
