@@ -22,12 +22,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.adapters import Settings, load_all  # noqa: E402
 from benchmarks.measure import measure_together, one_line  # noqa: E402
 from benchmarks.page import combine, machine, publish, save_run  # noqa: E402
-from benchmarks.reference import exact_hessian, reference  # noqa: E402
+from benchmarks.reference import Reference, exact_hessian, reference  # noqa: E402
 from benchmarks.rows import Row, score  # noqa: E402
 from benchmarks.trace_efficiency import planted, study  # noqa: E402
 from benchmarks.workloads import build_all  # noqa: E402
@@ -74,7 +75,11 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
     for w in workloads:
         t0 = time.perf_counter()
         log(f"[{w.name}] P={w.n_params}, N={w.n_samples}: reference...")
-        ref = reference(w, trace=not args.questions or "trace" in args.questions)
+        if args.no_reference:
+            ref = Reference(np.zeros(0), float("nan"), float("nan"), None,
+                            "none (--no-reference: times and matvecs only)")
+        else:
+            ref = reference(w, trace=not args.questions or "trace" in args.questions)
         refs[w.name] = f"{w.description}; P = {w.n_params}; reference: {ref.how}"
         queue = []
         for a in adapters:
@@ -154,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--combine", type=Path, nargs="+", default=None,
                    help="write one section from runs saved with --save; runs nothing")
     p.add_argument("--note", action="append", help="a line added to the section's notes")
+    p.add_argument("--no-reference", action="store_true",
+                   help="no reference answers (no accuracy column): for the realistic sizes, "
+                   "whose float64 Lanczos reference alone takes minutes")
     p.add_argument("--no-study", action="store_true",
                    help="skip the trace-estimator study (for a second --save part)")
     args = p.parse_args(argv)
