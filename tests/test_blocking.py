@@ -68,3 +68,11 @@ def test_memory_caps_the_candidates(monkeypatch):
     monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": 1)
     op = CurvatureOperator(p)
     assert op.blocks.size == 1 and "memory" in op.blocks.how
+
+
+def test_a_near_tie_keeps_the_smaller_block(monkeypatch):
+    _scripted(monkeypatch, {1: 1.0, 4: 0.95, 8: 0.99, 16: 0.93})
+    p = small_problem(batch_size=100)
+    op = CurvatureOperator(p)
+    op(torch.ones(40, p.size, dtype=p.dtype))
+    assert op.blocks.size == 1
