@@ -10,7 +10,8 @@ call in a process costs seconds), then blocks of 4, 8, 16 (32 on a GPU) while ro
 keeps the size with the least time per probe for the rest of its work, a larger one only when
 it beats the smaller by 10% (one timing on a shared machine is noisy, and a block of 16 held
 11x the memory of single products on the 466k GPT for about the same time per probe, 0.53 s
-against 0.45 s). Sizes are capped by the memory plan (:mod:`landscape.memplan`: PRODUCT_VECTORS P-vectors a probe) and by ``chunk``.
+against 0.45 s). Sizes are capped by the memory plan (:mod:`landscape.memplan`: PRODUCT_VECTORS
+P-vectors a probe) and by ``chunk``.
 Every row is computed independently, so the choice changes results only by round-off; probes,
 their order and the matvec count are untouched.
 """
