@@ -92,7 +92,8 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
                 continue
             queue += [(a.NAME, key, task) for key, task in tasks.items()]
         # question by question, every tool in turn: a time budget cuts questions, not tools
-        queue = [t for t in queue if not args.questions or t[1].split(":")[0] in args.questions]
+        queue = [t for t in queue if not args.questions or t[1].split(":")[0] in args.questions
+                 or t[1] in args.questions]  # a question, or one task key (trace:xtrace)
         queue.sort(key=lambda t: RUN_ORDER.index(t[1].split(":")[0]))
         skipped: dict[str, list[str]] = {}
         for group in _groups(queue):
