@@ -118,7 +118,8 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
 @click.option("--per-layer", is_flag=True, help="also the trace of each layer's diagonal block.")
 @click.option("--diagonal", is_flag=True, help="also estimate diag(C) (saved to /trace/diagonal): XDiag with --method xtrace, else Hutchinson.")
 @click.option(
-    "--chunk", type=click.IntRange(min=1), metavar="K", help="vmap at most K probes at once."
+    "--chunk", type=click.IntRange(min=1), metavar="K", help="push K probes at a time through one vmapped product "
+    "[default: measured on the first products, capped by the free memory].",
 )
 @VERIFY_OPTION
 @analysis_options
