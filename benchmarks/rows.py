@@ -49,11 +49,14 @@ def score(row: Row, ref: Reference) -> None:
             row.result = f"only {vals.size} values"
             return
         want = ref.top[:k]
+        if want.size < k:  # no reference (--no-reference)
+            row.result = ", ".join(f"{v:.5g}" for v in vals[:2]) + ("..." if k > 2 else "")
+            return
         row.accuracy = float(np.max(np.abs(vals - want) / np.abs(want)))
         row.result = ", ".join(f"{v:.5g}" for v in vals[:2]) + ("..." if k > 2 else "")
     elif q == "trace":
         est = float(a.values[0])
-        row.accuracy = abs(est - ref.trace) / abs(ref.trace)
+        row.accuracy = abs(est - ref.trace) / abs(ref.trace) if np.isfinite(ref.trace) else None
         row.result = f"{est:.5g}"
     elif q == "slq":
         if ref.spectrum is not None and a.weights is not None:

@@ -8,7 +8,8 @@ C = Σ_b (n_b/N) C_b with C_b one of
 - ``fisher``: Jᵀ (1/n Σ_i s_i s_iᵀ) J with s_i = ∇_z ℓ(z_i, ŷ_i), ŷ_i drawn from the model's
   predictive (Monte-Carlo Fisher; its expectation is the GGN for cross-entropy and mse);
 - ``ef``: the empirical Fisher, the same with the true targets (Kunstner et al. 2019).
-Probe blocks run through ``torch.func.vmap`` in chunks; every call adds k to ``matvecs``. Under
+Probe blocks run through ``torch.func.vmap`` in sub-blocks whose size is measured on the first
+call (``landscape.blocking``; ``chunk`` fixes it); every call adds k to ``matvecs``. Under
 torch.distributed each rank applies its shard of batches and the block is all-reduced.
 """
 
@@ -22,6 +23,7 @@ from torch import Tensor
 from torch.func import grad, jvp, vjp, vmap
 
 from . import distributed
+from .blocking import BlockChooser
 from .compat import math_attention
 from .errors import InputError
 from .problem import Problem
@@ -69,6 +71,7 @@ class CurvatureOperator:
             cache_graphs = problem.n_batches <= CACHED_BATCHES
         self.cache_graphs = cache_graphs
         self._graphs: dict[int, tuple[Tensor, Tensor]] = {}
+        self.blocks = BlockChooser(self.size, self.dtype, self.device, chunk)
 
     # -- per-batch products ----------------------------------------------------------------
     def _hvp(self, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
@@ -142,15 +145,28 @@ class CurvatureOperator:
     # -- the whole data set -----------------------------------------------------------------
     def _apply(self, V: Tensor) -> Tensor:
         out = torch.zeros_like(V)
+        k = V.shape[0]
         for b, w, xb, yb in self.problem.iter_indexed():
-            if self.kind == "hessian" and V.shape[0] == 1:
-                out[0].add_(self._hvp_autograd(b, xb, yb, V[0]), alpha=w)
-                continue
-            single = self._hvp(xb, yb) if self.kind == "hessian" else self._gnvp(xb, yb, b)
-            if V.shape[0] == 1:  # one vector: vmap's batching overhead buys nothing
-                out[0].add_(single(V[0]), alpha=w)
-            else:
-                out.add_(vmap(single, chunk_size=self.chunk)(V), alpha=w)
+            made: list[Callable[[Tensor], Tensor]] = []
+
+            def rows(a: int, z: int, b: int = b, w: float = w, xb=xb, yb=yb, made=made) -> None:
+                """out[a:z] += w · C_b V[a:z]: one vector by double backward (Hessian) or the
+                batch's product; several through vmap of the batch's product."""
+                if self.kind == "hessian" and z - a == 1:
+                    out[a].add_(self._hvp_autograd(b, xb, yb, V[a]), alpha=w)
+                    return
+                if not made:
+                    made.append(self._hvp(xb, yb) if self.kind == "hessian"
+                                else self._gnvp(xb, yb, b))
+                if z - a == 1:  # one vector: vmap's batching overhead buys nothing
+                    out[a].add_(made[0](V[a]), alpha=w)
+                else:
+                    out[a:z].add_(vmap(made[0])(V[a:z]), alpha=w)
+
+            start = self.blocks.measure(rows, k) if k > 1 and self.blocks.deciding else 0
+            size = self.blocks.cap(self.chunk)
+            for a in range(start, k, size):
+                rows(a, min(a + size, k))
         return distributed.all_reduce(out)
 
     def __call__(self, V: Tensor) -> Tensor:

@@ -255,15 +255,25 @@ class Problem:
         return self._loss_and_grad(self._theta(theta))
 
     def _loss_and_grad(self, theta: Tensor) -> tuple[float, Tensor]:
+        """Σ_b w_b (L_b, ∇L_b) by plain autograd (cheaper than torch.func.grad here) with one
+        leaf per parameter, made once for all batches, and the gradients added into views of
+        the flat result: no split of a flat leaf in every batch's graph and no P-sized
+        concatenation in every backward (17% of a gradient on the 466k GPT of issue 16)."""
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         grad = torch.zeros_like(theta)
-        leaf = theta.detach().requires_grad_(True)
+        slots = [g.view(s) for g, s in zip(torch.split(grad, self.numels), self.shapes)]
+        leaves = [t.detach().requires_grad_(True) for t in self.unflatten(theta).values()]
+        params = {**self.fixed, **dict(zip(self.names, leaves))}
         for w, xb, yb in self.iter_batches():
-            with torch.enable_grad():  # plain autograd: cheaper than torch.func.grad here
-                value = self.batch_loss(leaf, xb, yb)
-                (g,) = torch.autograd.grad(value, leaf, allow_unused=True)
-            if g is not None:
-                grad.add_(g, alpha=w)
+            args, kwargs = call_args(xb)
+            with torch.enable_grad():
+                out = functional_call(self.model, params, args, kwargs)
+                out = out if isinstance(out, Tensor) else as_output(out)[0]
+                value = self.loss_fn(out, yb)
+                gs = torch.autograd.grad(value, leaves, allow_unused=True)
+            for slot, g in zip(slots, gs):
+                if g is not None:
+                    slot.add_(g, alpha=w)
             total += w * value.detach().double()
         distributed.all_reduce(total)
         distributed.all_reduce(grad)

@@ -73,3 +73,16 @@ def test_runs_of_several_tasks_are_interleaved_and_a_failure_stops_only_its_task
     assert a.ok and len(a.times) == 3 and a.answer.matvecs == 4  # the last run's answer
     assert not b.ok and b.error == "RuntimeError: broken" and b.answer is None
     assert c.ok and len(c.times) == 3
+
+
+def test_realistic_cpu_sizes_are_the_issues():
+    """Issue 16's CPU sizes: a ResNet of 0.1-0.3M parameters on 512 images, GPTs of ~0.5M and
+    ~2M on 32-64 sequences of 64 tokens, the MLP on a few thousand samples."""
+    ws, _ = build_all("cpu", size="real")
+    got = {w.name: w for w in ws}
+    assert sorted(got) == ["gpt", "gpt2m", "mlp", "resnet"]
+    assert 1e5 <= got["resnet"].n_params <= 3e5 and got["resnet"].n_samples == 512
+    assert 4e5 <= got["gpt"].n_params <= 6e5 and 1.5e6 <= got["gpt2m"].n_params <= 2.5e6
+    assert all(32 <= got[n].n_samples <= 64 and got[n].x.shape[1] == 64 for n in ("gpt", "gpt2m"))
+    assert got["mlp"].n_samples >= 2000
+    assert "SMOKE TEST" in build("gpt", "cpu").description

@@ -59,7 +59,7 @@ def _close(a, b, path: str = "") -> None:
     """Equal numbers to round-off, recursing through the summary."""
     if isinstance(a, dict):
         for k in a:
-            if k not in ("wall_seconds", "argv", "created", "world_size"):
+            if k not in ("wall_seconds", "argv", "created", "world_size", "probe_block"):
                 _close(a[k], b[k], f"{path}.{k}")
     elif isinstance(a, float) or (isinstance(a, list) and all(
         isinstance(v, (int, float)) or isinstance(v, list) for v in a

@@ -26,6 +26,11 @@ def _stop_line(r: TraceAnalysis, opts: dict) -> str:
             f"stopped on the budget: {w.matvecs} matvecs spent before rtol {opts['rtol']:g} was "
             f"met (half-width {fmt(half, 4)} = {half / abs(w.estimate):.3g}·|estimate|)"
         )
+    if w.stopped == "memory":
+        return (
+            f"stopped on memory: {w.matvecs} matvecs spent, a doubled run's blocks would not fit "
+            f"(half-width {fmt(half, 4)} = {half / abs(w.estimate):.3g}·|estimate|)"
+        )
     if w.stopped == "exact":
         return (
             f"exact: the operator ({w.matvecs} parameters) fits one run, traced from unit vectors"
@@ -44,6 +49,8 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
         f"s.e. {fmt(w.stderr, 3)}",
         _stop_line(r, opts),
     ]
+    if r.memory_note:
+        lines.append(r.memory_note)
     if r.blocks:
         head = f"± ({pct} CI)"
         lines.append(f"{'layer':<32}{'params':>10}{'trace':>14}{head:>14}{'stopped':>13}")
@@ -114,7 +121,8 @@ def _lines(r: TraceAnalysis, opts: dict, n_params: int) -> list[str]:
 @click.option("--per-layer", is_flag=True, help="also the trace of each layer's diagonal block.")
 @click.option("--diagonal", is_flag=True, help="also estimate diag(C) (saved to /trace/diagonal): XDiag with --method xtrace, else Hutchinson.")
 @click.option(
-    "--chunk", type=click.IntRange(min=1), metavar="K", help="vmap at most K probes at once."
+    "--chunk", type=click.IntRange(min=1), metavar="K", help="push K probes at a time through one vmapped product "
+    "[default: measured on the first products, capped by the free memory].",
 )
 @VERIFY_OPTION
 @analysis_options

@@ -77,6 +77,7 @@ class Spectrum:
     trace_ci: tuple[float, float] | None = None
     confidence: float = CONFIDENCE
     density: Density | None = None
+    probe_block: str = ""  # SLQ's probes per vmapped product and how chosen (landscape.blocking)
 
     @property
     def ratio(self) -> float | None:
@@ -100,6 +101,8 @@ class Spectrum:
                 spec[f"{name}_ci_low"], spec[f"{name}_ci_high"] = ci
         if self.density is not None:
             spec["attrs"] = {"confidence": self.confidence}
+            if self.probe_block:
+                spec["attrs"]["probe_block"] = self.probe_block
         spec.update(n_params=self.n_params, matvecs=self.matvecs, solver=self.solver)
         spec.update(which=self.which, lambda_max_from=self.lambda_max_from)
         spec["lambda_min_from"] = self.lambda_min_from
@@ -295,6 +298,7 @@ def _one(
     if density:
         _add_density(s, op, problem, slq_runs, slq_steps, sigma, seed, top_known, bottom_known,
                      progress)
+        s.probe_block = op.blocks.how
     s.matvecs = op.matvecs
     return s
 

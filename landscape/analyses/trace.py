@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from scipy.stats import t as student_t
 
+from .. import memplan
 from ..curvature import CURVATURES, CurvatureOperator
 from ..errors import InputError, NumericalError
 from ..linalg import trace as est
@@ -73,6 +74,9 @@ class TraceAnalysis(Result):
     diagonal_matvecs: int = 0
     diagonal_method: str = ""
     matvecs: int = 0
+    max_run_matvecs: int = 0  # the largest Hutch++/XTrace run the memory plan allows
+    memory_note: str = ""  # why runs are smaller than asked (landscape.memplan), else ""
+    probe_block: str = ""  # probes per vmapped product and how that was chosen (blocking.py)
 
     @property
     def estimate(self) -> float:
@@ -130,6 +134,12 @@ class TraceAnalysis(Result):
             "half_width": h[:, 2],
         }
         group["attrs"]["curvature"] = self.curvature
+        if self.max_run_matvecs:
+            group["attrs"]["max_run_matvecs"] = self.max_run_matvecs
+        if self.memory_note:
+            group["attrs"]["memory_note"] = self.memory_note
+        if self.probe_block:
+            group["attrs"]["probe_block"] = self.probe_block
         if self.rtol is not None:
             group["attrs"]["rtol"] = self.rtol
         if self.diagonal is not None:
@@ -198,6 +208,7 @@ class _Plan:
     rtol: float | None
     confidence: float
     max_matvecs: int | None
+    max_run: int | None = None  # the largest Hutch++/XTrace run that fits in memory
 
     def check(self, curvature: str, chunk: int | None) -> None:
         m, least = self.method, MIN_RUN.get(self.method, 2)
@@ -219,8 +230,10 @@ class _Plan:
     def first_run(self) -> int:
         """Matvecs of the first run (the adaptive Hutchinson starts with one block of 32)."""
         if self.probes is not None:
-            return self.probes
-        return 32 if self.method == "hutchinson" and self.rtol else FIRST_RUN[self.method]
+            wanted = self.probes
+        else:
+            wanted = 32 if self.method == "hutchinson" and self.rtol else FIRST_RUN[self.method]
+        return wanted if self.max_run is None else min(wanted, self.max_run)
 
 
 def _estimate(op: _Counting, plan: _Plan, seed: int) -> Estimate:
@@ -235,7 +248,8 @@ def _estimate(op: _Counting, plan: _Plan, seed: int) -> Estimate:
         )
         return Estimate(r, _prefix_history(r.samples, conf))
     fn = est.xtrace if plan.method == "xtrace" else est.hutchpp
-    r = fn(op, matvecs=first, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap)
+    r = fn(op, matvecs=first, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap,
+           max_run=plan.max_run)
     return Estimate(r, r.history)
 
 
@@ -261,6 +275,14 @@ def trace(
     """
     plan = _Plan(method, probes, rtol, confidence, max_matvecs)
     plan.check(curvature, chunk)
+    note = ""
+    if method != "hutchinson" and problem.size > plan.first_run():
+        # before any block is allocated: the largest run that fits (or InputError, exit 2)
+        fit, note = memplan.plan_run(method, plan.first_run(), problem.size, problem.dtype,
+                                     problem.device, product_rows=chunk or 16)
+        plan = replace(plan, max_run=fit)
+        if note:
+            problem.notes.append(note)
     tally = [0]
     total = max_matvecs if not (per_layer or diagonal) else None  # for the progress bar
 
@@ -269,8 +291,11 @@ def trace(
             CurvatureOperator(p, curvature, chunk=chunk, seed=seed), tally, progress, total
         )
 
-    whole = _estimate(operator(problem), plan, seed)
-    out = TraceAnalysis(whole=whole, curvature=curvature, rtol=rtol)
+    whole_op = operator(problem)
+    whole = _estimate(whole_op, plan, seed)
+    out = TraceAnalysis(whole=whole, curvature=curvature, rtol=rtol, memory_note=note,
+                        max_run_matvecs=min(plan.max_run or 0, problem.size),
+                        probe_block=whole_op.op.blocks.how)
     if per_layer:
         for i, block in enumerate(problem.blocks()):
             op = operator(problem.restrict(block.names))

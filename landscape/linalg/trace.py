@@ -39,8 +39,9 @@ DEFAULT_MAX_BLOCKS = 100  # adaptive Hutchinson without max_matvecs: at most thi
 class TraceResult:
     """A trace estimate with its standard error and ``confidence`` interval. ``samples``
     are the per-probe estimates whose mean is ``estimate`` (empty where a method has
-    none); ``stopped`` is "probes" (fixed budget), "rtol" (tolerance met) or
-    "max_matvecs" (budget spent before the tolerance was met)."""
+    none); ``stopped`` is "probes" (fixed budget), "rtol" (tolerance met),
+    "max_matvecs" (budget spent before the tolerance was met) or "memory" (the next run's
+    blocks would not fit in memory)."""
 
     estimate: float
     stderr: float
@@ -57,14 +58,13 @@ class TraceResult:
 
 def _probes(gen: torch.Generator, n: int, op: SymmetricOperator, dist: str) -> torch.Tensor:
     """n probe rows from the CPU generator, moved to the op's dtype and device."""
-    if dist == "rademacher":
+    if dist == "rademacher":  # ±1 is exact in every dtype: no float64 block on the way
         z = torch.randint(0, 2, (n, op.size), generator=gen, dtype=torch.int8)
-        z = 2 * z.to(torch.float64) - 1
-    elif dist == "gaussian":
+        return (z.to(device=op.device, dtype=op.dtype) * 2).sub_(1)
+    if dist == "gaussian":
         z = torch.randn((n, op.size), generator=gen, dtype=torch.float64)
-    else:
-        raise ValueError(f"dist must be one of {DISTS}, got {dist!r}")
-    return z.to(device=op.device, dtype=op.dtype)
+        return z.to(device=op.device, dtype=op.dtype)
+    raise ValueError(f"dist must be one of {DISTS}, got {dist!r}")
 
 
 def _quantile(confidence: float, n: int) -> float:
@@ -139,11 +139,13 @@ def hutchinson(
 
 def _adaptive(op: SymmetricOperator, run: Callable[[int, torch.Generator], TraceResult],
               matvecs: int, seed: int, rtol: float | None, confidence: float,
-              max_matvecs: int | None, progress: Progress | None) -> TraceResult:
+              max_matvecs: int | None, progress: Progress | None,
+              max_run: int | None = None) -> TraceResult:
     """Run once with ``matvecs``; with ``rtol``, double and re-run from fresh probes until the
     half-width is met or the next run would pass ``max_matvecs`` (the default cap is 16x
-    ``matvecs``). Only the last run is reported; ``matvecs`` counts all of them and ``history``
-    has one row per run. A run of at least P products is replaced by the exact trace."""
+    ``matvecs``) or ``max_run`` (the largest run that fits in memory: stopped "memory").
+    Only the last run is reported; ``matvecs`` counts all of them and ``history`` has one row
+    per run. A run of at least P products is replaced by the exact trace."""
     gen = torch.Generator().manual_seed(int(seed))
     first = matvecs if max_matvecs is None else min(matvecs, max_matvecs)
     cap = first if rtol is None else max_matvecs if max_matvecs is not None else 16 * matvecs
@@ -167,6 +169,9 @@ def _adaptive(op: SymmetricOperator, run: Callable[[int, torch.Generator], Trace
         if spent + 2 * budget > cap:
             res.stopped = "max_matvecs"
             return res
+        if max_run is not None and 2 * budget > max_run and 2 * budget < op.size:
+            res.stopped = "memory"
+            return res
         budget *= 2
 
 
@@ -185,6 +190,7 @@ def hutchpp(
     confidence: float = 0.95,
     max_matvecs: int | None = None,
     progress: Progress | None = None,
+    max_run: int | None = None,
 ) -> TraceResult:
     """Hutch++ with ``matvecs`` products: s = matvecs // 3 for the sketch A S, s for A Q and
     the rest as Hutchinson probes of the deflated (I-QQ^T) A (I-QQ^T). ``samples`` are
@@ -202,7 +208,7 @@ def hutchpp(
         tail = (G * op(G)).sum(dim=1).double().cpu().numpy()
         return _result(low + tail, confidence, 2 * s + g, "hutchpp", "probes")
 
-    return _adaptive(op, run, matvecs, seed, rtol, confidence, max_matvecs, progress)
+    return _adaptive(op, run, matvecs, seed, rtol, confidence, max_matvecs, progress, max_run)
 
 
 def exact_diagonal(op: SymmetricOperator, chunk: int = 64) -> np.ndarray:

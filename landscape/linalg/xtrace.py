@@ -33,6 +33,7 @@ def xtrace(
     confidence: float = 0.95,
     max_matvecs: int | None = None,
     progress: Progress | None = None,
+    max_run: int | None = None,
 ) -> TraceResult:
     """XTrace with s = matvecs // 2 test vectors W: Y = A W = Q R, Z = A Q (2s products).
 
@@ -41,20 +42,23 @@ def xtrace(
     t_i = tr(H) - r_i^T H r_i + w_i^T y_i - 2 R[:, i]^T u_i + u_i^T H u_i, unbiased for
     tr(A). The estimate is mean(t_i) (``samples`` = t_i); the stderr is the jackknife over
     test vectors, not the paper's std(t_i)/sqrt(s), which covers too rarely.
-    Adaptive ``rtol``: re-run with doubled ``matvecs`` (:func:`_adaptive`).
+    Adaptive ``rtol``: re-run with doubled ``matvecs`` (:func:`_adaptive`), no run above
+    ``max_run`` matvecs.
     """
 
     def run(m: int, gen: torch.Generator) -> TraceResult:
         s = min(max(m // 2, 2), op.size)
         W = _probes(gen, s, op, dist)
         Y = op(W)
+        wy = (W * Y).sum(dim=1).double().cpu().numpy()
         Q, R = _orth_rows(Y)
+        del Y  # four (s, P) blocks at the peak, not five (landscape.memplan)
         Z = op(Q)
         H = (Q @ Z.T).double().cpu().numpy()
+        del Z
         H = (H + H.T) / 2
         Wq = (Q @ W.T).double().cpu().numpy()  # column i: Q^T w_i
         Rn = R.double().cpu().numpy()
-        wy = (W * Y).sum(dim=1).double().cpu().numpy()
         t = _xtrace_samples(H, Wq, Rn, wy)
         res = _result(t, confidence, 2 * s, "xtrace", "probes")
         res.stderr = _xtrace_jackknife(H, Wq, Rn, wy)
@@ -62,7 +66,7 @@ def xtrace(
         res.ci_low, res.ci_high = res.estimate - half, res.estimate + half
         return res
 
-    return _adaptive(op, run, matvecs, seed, rtol, confidence, max_matvecs, progress)
+    return _adaptive(op, run, matvecs, seed, rtol, confidence, max_matvecs, progress, max_run)
 
 
 def _xtrace_samples(H: np.ndarray, Wq: np.ndarray, R: np.ndarray, wy: np.ndarray) -> np.ndarray:

@@ -1,0 +1,78 @@
+"""The probe-block size is measured on the operator's first rows (a scripted clock here): the
+choice follows the timings, is capped by memory and ``chunk``, and changes no result beyond
+round-off, nor the probes or the matvec count."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from helpers import exact_hessian, small_problem
+
+from landscape import blocking, memplan
+from landscape.curvature import CurvatureOperator
+
+
+def _scripted(monkeypatch, per_probe: dict[int, float]) -> None:
+    """A clock under which candidate c takes per_probe[c] seconds a probe."""
+    ticks = itertools.count()
+    now = [0.0]
+    order = iter([c for c in blocking.CANDIDATES for _ in (0, 1)])
+
+    def clock() -> float:
+        n = next(ticks)
+        c = next(order, 1)
+        if n % 2:  # the end of a timed segment
+            now[0] += per_probe[c] * c
+        return now[0]
+
+    monkeypatch.setattr(blocking, "clock", clock)
+
+
+@pytest.mark.parametrize("kind", ["hessian", "ggn"])
+@pytest.mark.parametrize("fastest", [1, 4, 16])
+def test_the_fastest_measured_block_is_kept_and_results_stand(monkeypatch, kind, fastest):
+    _scripted(monkeypatch, {c: (0.5 if c == fastest else 1.0) for c in blocking.CANDIDATES})
+    p = small_problem(batch_size=40)  # three batches: the measurement runs on the first
+    V = torch.randn(44, p.size, generator=torch.Generator().manual_seed(0), dtype=p.dtype)
+    op = CurvatureOperator(p, kind)
+    out = op(V)
+    assert op.blocks.size == fastest and op.blocks.how.startswith(str(fastest))
+    assert sorted(op.blocks.seconds) == list(blocking.CANDIDATES)
+    assert op.matvecs == 44
+    ref = CurvatureOperator(p, kind, chunk=44)(V)  # the old path: one vmapped block
+    assert torch.allclose(out, ref, rtol=1e-10, atol=1e-12)
+    if kind == "hessian":
+        assert torch.allclose(out, V @ exact_hessian(p), rtol=1e-8, atol=1e-10)
+    again = op(V[:7])  # decided: no second measurement
+    assert torch.allclose(again, out[:7], rtol=1e-10, atol=1e-12)
+
+
+def test_few_rows_keep_measuring_and_chunk_fixes_the_size():
+    p = small_problem()
+    op = CurvatureOperator(p)
+    op(torch.ones(3, p.size, dtype=p.dtype))
+    assert op.blocks.deciding  # only size 1 could be timed on 3 rows
+    fixed = CurvatureOperator(p, chunk=5)
+    fixed(torch.ones(12, p.size, dtype=p.dtype))
+    assert fixed.blocks.size == 5 and not fixed.blocks.seconds
+
+
+def test_memory_caps_the_candidates(monkeypatch):
+    p = small_problem()
+    vec = memplan.vector_bytes(p.size, p.dtype)
+    monkeypatch.setattr(memplan, "available_bytes",
+                        lambda device="cpu": int(5 * memplan.PRODUCT_VECTORS * vec / 0.7))
+    assert CurvatureOperator(p).blocks.candidates == [1, 4]
+    monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": 1)
+    op = CurvatureOperator(p)
+    assert op.blocks.size == 1 and "memory" in op.blocks.how
+
+
+def test_a_near_tie_keeps_the_smaller_block(monkeypatch):
+    _scripted(monkeypatch, {1: 1.0, 4: 0.95, 8: 0.99, 16: 0.93})
+    p = small_problem(batch_size=100)
+    op = CurvatureOperator(p)
+    op(torch.ones(40, p.size, dtype=p.dtype))
+    assert op.blocks.size == 1
