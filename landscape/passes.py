@@ -100,7 +100,7 @@ class Passes:
     def first(self) -> tuple[Inputs, Tensor]:
         """The stream's first batch, on the device."""
         return self.kept[0] if self.kept and distributed.rank() == 0 else self._move(
-            self.stream.first()
+            self.stream.head
         )
 
     def example_inputs(self, n: int) -> Inputs:

@@ -100,7 +100,7 @@ class Problem:
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)
-        self.loss_fn: Loss = resolve_loss(loss, self.stream.first()[1])
+        self.loss_fn: Loss = resolve_loss(loss, self.stream.head[1])
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if params is not None:
             try:

@@ -127,7 +127,8 @@ class BatchStream:
         raise InputError("the data set is empty: no samples to evaluate the loss on")
 
     def _check_repeatable(self) -> None:
-        if not same(self.first(), self.first()):
+        self.head = self.first()  # the first batch, kept: loss resolution and checks read it
+        if not same(self.head, self.first()):
             raise InputError(
                 "data: two passes gave different first batches (a random sampler or random "
                 "augmentation?); curvature products need the same objective on every pass: "
