@@ -226,7 +226,8 @@ def weights_like(problem: Problem, checkpoint: str | os.PathLike | Checkpoint) -
         model, _ = build(origin.checkpoint, spec, origin.options["model_kwargs"],
                          trust=bool(origin.options["trust"]))
     try:
-        load_into(model, other.state_dict, prefix=origin.options["state_prefix"])
+        load_into(model, hf.fit_state(model, other.state_dict),
+                  prefix=origin.options["state_prefix"])
     except InputError as e:
         raise InputError(
             f"{other.path} does not fit the architecture of {origin.checkpoint.path}: {e}"

@@ -242,6 +242,10 @@ def test_sharded_bin_and_base_model_folders_load_the_same_weights(folders, tmp_p
         p = landscape.open(folder, data=str(folders / "tokens.npz"))
         assert torch.equal(p.theta, ref.theta) and p.loss() == ref.loss()
     assert any("marks as unused" in n for n in p.notes)
+    # the same folder as the second model of a comparison (lmc, sharpness A B) reads alike
+    for folder in (tmp_path / "sharded", old):
+        state = landscape.weights_like(ref, folder)
+        assert all(torch.equal(state[k], v) for k, v in ref.model.state_dict().items())
     index = json.loads((tmp_path / "sharded" / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1
 

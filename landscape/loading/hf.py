@@ -182,8 +182,7 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None,
             "trust_remote_code" in text and not trust) else ""
         raise InputError(f"{path}: cannot build the model from config.json ({text}){hint}") from exc
     model = model.to(torch.float32)
-    state = _drop_ignored(model, _with_base_prefix(model, ckpt.state_dict), notes)
-    notes.extend(load_into(model, state))
+    notes.extend(load_into(model, fit_state(model, ckpt.state_dict, notes)))
     stored = ckpt.metadata.get("stored_dtype", "")
     if stored and stored != "float32":
         notes.append(f"weights stored in {stored}: analysed in the problem's dtype (--dtype)")
@@ -192,6 +191,21 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None,
         notes.append(f"no default loss for the head {arch or '(none named)'}: built as "
                      f"{type(model).__name__}; pass `loss`")
     return model
+
+
+def fit_state(model: nn.Module, sd: dict[str, Tensor],
+              notes: list[str] | None = None) -> dict[str, Tensor]:
+    """``sd`` as ``from_pretrained`` would read it into ``model``: a base model's keys put under
+    the head's prefix, and keys the class marks as unused dropped. A no-op for other modules.
+
+    Args:
+        model: the module the state is for (a ``transformers`` model, or any module).
+        sd: the state dict as stored.
+        notes: where to say which keys were dropped.
+
+    Returns:
+        The state dict to hand to :func:`~landscape.loading.state_dicts.load_into`."""
+    return _drop_ignored(model, _with_base_prefix(model, sd), [] if notes is None else notes)
 
 
 def _drop_ignored(model: nn.Module, sd: dict[str, Tensor], notes: list[str]) -> dict[str, Tensor]:
