@@ -54,7 +54,9 @@ DATA_OPTIONS = [
         "--data",
         "data",
         metavar="SPEC",
-        help="built-in set, .npz/.pt/.h5 file, or a factory (default: the checkpoint's own).",
+        help="built-in set; .npz/.pt/.h5 file of (x, y) or of token ids (input_ids, "
+        "attention_mask, labels; .npy of ids); a datasets save_to_disk folder; or a factory "
+        "(default: the checkpoint's own).",
     ),
     click.option(
         "--data-kwargs",
@@ -65,7 +67,8 @@ DATA_OPTIONS = [
     click.option(
         "--loss",
         metavar="NAME",
-        help="cross-entropy (default for integer targets), mse, or pkg.module:function.",
+        help="cross-entropy (default for integer targets), mse, causal-lm (default for a "
+        "causal-LM folder), or pkg.module:function.",
     ),
     click.option(
         "--batch-size",

@@ -279,6 +279,16 @@ def test_a_datasets_folder_of_ragged_rows_gives_the_padded_files_loss(folders, t
         landscape.open(folders / "lm", data=str(tmp_path / "d"))
 
 
+def test_a_datasets_folder_without_datasets_says_what_to_install(folders, tmp_path, monkeypatch):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "dataset_dict.json").write_text('{"splits": ["train"]}')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises
+    r = run_cli("inspect", folders / "lm", "--data", tmp_path / "d")
+    assert r.code == 2 and "pip install datasets" in r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1
+
+
 MINE_CONFIG = """
 from transformers import PretrainedConfig
 
