@@ -14,6 +14,7 @@ FLAGS = {
     "n_random": "--random",
     "tau": "--step",
     "use_optimizer=False": "--no-adam",
+    "density=False": "--no-density",
     "data_kwargs": "--data-kwargs",
     "model_kwargs": "--model-kwargs",
 }

@@ -13,7 +13,8 @@ keeps all of up to ``CACHED_BATCHES``; on a GPU it gives them up rather than run
 
 against the free memory: CUDA's ``mem_get_info``, or ``MemAvailable`` of ``/proc/meminfo``. It is
 said in a note above 1 GiB or a quarter of the free memory, and refused above all of it.
-The Krylov basis (P · itemsize per vector) spills from a GPU to the host and is not counted.
+The Krylov basis (P · itemsize per vector) spills from a GPU to the host and is not counted
+here; :func:`basis_rows` bounds it by what is left beside one product.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import memplan
 from .batches import head
 from .curvature import CACHED_BATCHES
 from .errors import InputError
@@ -132,3 +134,22 @@ def check(problem: Problem) -> str | None:
         raise InputError(f"{note}: it will not fit; {advice}")
     return note if e.peak > LOUD or (e.free is not None and e.peak > e.free / 4) else None
 
+
+
+def basis_rows(problem: Problem, steps: int) -> int | None:
+    """The most Krylov basis vectors an eigensolver of ``problem`` may keep, when ``steps`` of
+    them would not fit beside one product (None: no bound needed). On the CPU the product's
+    estimated peak is set aside first; beyond the bound Lanczos restarts thickly."""
+    from .linalg.basis import rows_that_fit
+
+    P, dtype = problem.size, problem.dtype
+    row = memplan.vector_bytes(P, dtype)
+    if steps * row <= memplan.SHARE * memplan.available_bytes("cpu") / 4:
+        return None
+    reserve = 4
+    if problem.device.type != "cuda":
+        try:
+            reserve += int(estimate(problem).peak // row) + 1
+        except (RuntimeError, ValueError, TypeError, IndexError):  # a model of the user's own
+            pass
+    return rows_that_fit(P, dtype, problem.device, reserve_rows=reserve)

@@ -45,3 +45,15 @@ def test_the_note_is_said_once_when_it_matters(monkeypatch):
     monkeypatch.setattr(memory, "LOUD", 0.0)
     p = landscape.open(DEMO)
     assert sum(n.startswith("memory: one curvature product") for n in p.notes) == 1
+
+
+def test_basis_rows_sets_one_products_peak_aside_on_the_cpu(monkeypatch):
+    from landscape import memplan
+
+    p = small_problem(batch_size=64)
+    row = p.size * p.theta.element_size()
+    peak_rows = int(memory.estimate(p).peak // row) + 1
+    avail = (300 + peak_rows) * row / memplan.SHARE + 64
+    monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": int(avail))
+    assert memory.basis_rows(p, 500) == 300 - 4
+    assert memory.basis_rows(p, 10) is None  # 10 rows are far below a quarter: no bound

@@ -242,3 +242,18 @@ def test_trace_and_negative_mass_carry_student_t_intervals(mlp):
     spec = w.tree()["spectrum"]
     assert spec["trace_ci_high"] == hi and spec["negative_mass_ci_low"] == nlo
     assert spec["attrs"]["confidence"] == 0.95
+
+
+def test_a_basis_held_by_free_memory_restarts_and_says_so(mlp, monkeypatch):
+    from landscape import memory
+
+    p, exact = mlp
+    monkeypatch.setattr(memory, "basis_rows", lambda problem, steps: 12)
+    r = spectrum(p, top_k=4, tol=1e-8, slq_runs=4).whole
+    assert r.converged and _rel(r.eigenvalues, exact[:4]) < 1e-6
+    assert "held to 12 vectors" in r.memory_note and "thick restarts" in r.memory_note
+    assert "SLQ runs held to 12 steps (not 100)" in r.memory_note
+    assert r.density.nodes.shape[1] == 12 and r.trace_ci[0] <= exact.sum() <= r.trace_ci[1]
+    monkeypatch.setattr(memory, "basis_rows", lambda problem, steps: 5)
+    with pytest.raises(InputError, match="density=False"):
+        spectrum(p, top_k=1, tol=1e-6)

@@ -54,6 +54,8 @@ def summary_lines(r: SpectrumResult, source: str) -> list[str]:
             f"sigma {fmt(w.density.sigma, 3)}",
             f"outliers: {outliers} of the computed, ~{fmt(w.n_outliers_slq, 3)} by SLQ",
         ]
+    if w.memory_note:
+        lines.append(w.memory_note)
     if r.blocks:
         lines.append(
             f"{'block':<24}{'params':>9}{'lambda_max':>13}{'lambda_min':>13}"

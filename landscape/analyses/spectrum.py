@@ -17,16 +17,20 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from .. import memory
 from ..curvature import make_operator
 from ..errors import InputError
 from ..intervals import CONFIDENCE, t_interval
 from ..linalg.eigsh import DENSE_LIMIT, dense_eigh, eigsh
-from ..linalg.lanczos import WHICH
+from ..linalg.lanczos import DEFAULT_STEP_CAP, WHICH
 from ..linalg.slq import density as smooth_density
 from ..linalg.slq import slq
 from ..linalg.spectral_stats import bulk_edge, mass_below_runs
+from ..memplan import PRODUCT_VECTORS, gib, vector_bytes
 from ..problem import Problem, ProgressFn
 from ..results import Result
+
+MIN_SLQ_STEPS = 10  # fewer Lanczos steps a run give too coarse a density to report
 
 
 @dataclass
@@ -78,6 +82,7 @@ class Spectrum:
     confidence: float = CONFIDENCE
     density: Density | None = None
     probe_block: str = ""  # SLQ's probes per vmapped product and how chosen (landscape.blocking)
+    memory_note: str = ""  # what free memory held smaller than asked (basis, SLQ steps), else ""
 
     @property
     def ratio(self) -> float | None:
@@ -103,6 +108,8 @@ class Spectrum:
             spec["attrs"] = {"confidence": self.confidence}
             if self.probe_block:
                 spec["attrs"]["probe_block"] = self.probe_block
+        if self.memory_note:
+            spec.setdefault("attrs", {})["memory_note"] = self.memory_note
         spec.update(n_params=self.n_params, matvecs=self.matvecs, solver=self.solver)
         spec.update(which=self.which, lambda_max_from=self.lambda_max_from)
         spec["lambda_min_from"] = self.lambda_min_from
@@ -197,6 +204,7 @@ def _add_density(
     """SLQ density, trace and negative mass, each statistic with its interval over the runs."""
     P = s.n_params
     done = op.matvecs
+    slq_steps = _steps_that_fit(s, problem, slq_steps)
     q = slq(
         op,
         runs=slq_runs,
@@ -233,6 +241,20 @@ def _add_density(
     s.trace, s.trace_stderr, s.trace_ci = q.trace_estimate, q.trace_stderr, (tr.low, tr.high)
 
 
+def _steps_that_fit(s: Spectrum, problem: Problem, slq_steps: int) -> int:
+    """``slq_steps``, or fewer with a note when one run's basis would not fit in free memory."""
+    most = memory.basis_rows(problem, min(slq_steps, s.n_params) + PRODUCT_VECTORS)
+    if most is None or most >= min(slq_steps, s.n_params):
+        return slq_steps
+    row = gib(vector_bytes(s.n_params, problem.dtype))
+    if most < MIN_SLQ_STEPS:
+        raise InputError(f"the density needs {MIN_SLQ_STEPS} vectors of {s.n_params} parameters "
+                         f"({row} each) in memory and {most} fit: use `density=False`")
+    s.memory_note = "; ".join(filter(None, [s.memory_note, (
+        f"SLQ runs held to {most} steps (not {slq_steps}) by free memory ({row} a vector)")]))
+    return most
+
+
 def _one(
     problem: Problem,
     top_k: int,
@@ -251,6 +273,7 @@ def _one(
 ) -> Spectrum:
     op = make_operator(problem, curvature, chunk=chunk, seed=seed)
     P = problem.size
+    s_note = ""
     wanted = 2 * top_k if which == "both" else top_k
     if wanted >= P and P <= DENSE_LIMIT:  # every eigenvalue is wanted: form C and eigh it
         eig = dense_eigh(op, save_eigenvectors, progress=_offset(progress, 0, P))
@@ -270,8 +293,13 @@ def _one(
             solver=solver,
             return_vectors=save_eigenvectors,
             progress=_offset(progress, 0, None),
+            max_rows=memory.basis_rows(problem, DEFAULT_STEP_CAP) if solver == "lanczos" else None,
         )
         which_done = which
+        if eig.restarts:
+            s_note = (f"the Krylov basis was held to {eig.max_rows} vectors "
+                      f"({gib(vector_bytes(P, problem.dtype))} each) by free memory: "
+                      f"{eig.restarts} thick restarts")
     lam = np.asarray(eig.eigenvalues, dtype=np.float64)
     vectors = None if eig.eigenvectors is None else eig.eigenvectors.double().cpu().numpy()
     exact = which_done == "all"
@@ -281,6 +309,7 @@ def _one(
         top_known, bottom_known = lam.max() > 0, lam.min() < 0
     source = "dense eigh (exact)" if exact else "eigensolver"
     s = Spectrum(
+        memory_note=s_note,
         eigenvalues=lam,
         residuals=np.asarray(eig.residuals),
         converged=bool(np.all(np.asarray(eig.residuals) <= tol)) if exact else eig.converged,

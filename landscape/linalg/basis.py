@@ -1,10 +1,13 @@
 """Storage of a Krylov basis V = [v_0; v_1; ...] (rows) for Lanczos with full reorthogonalisation.
 
 The rows live in segments that double the total each time one fills (64, 64, 128, 256, ...
-rows), so nothing is reserved for steps that never run. A segment goes on the operator's
+rows, and at most ``SEGMENT_BYTES`` a segment beyond one row), so nothing is reserved for steps
+that never run: at GPT-2-small size one row is 0.5 GB. A segment goes on the operator's
 device while it takes at most ``HOST_BASIS_FRACTION`` of the free GPU memory, and on the host
 after that: a short run on a large model keeps its whole basis on the GPU, and a long one
-spills only its later rows. Reorthogonalisation is classical Gram-Schmidt applied twice
+spills only its later rows. :func:`rows_that_fit` bounds the whole basis by the free memory of
+both places; :meth:`KrylovBasis.rotate` replaces the rows by combinations of them in place, for
+thick restarts. Reorthogonalisation is classical Gram-Schmidt applied twice
 (Giraud, Langou, Rozloznik 2005), each segment's share computed where the segment lives.
 """
 
@@ -14,10 +17,14 @@ import math
 
 import torch
 
-__all__ = ["KrylovBasis", "HOST_BASIS_FRACTION", "gpu_room"]
+from landscape import memplan
+
+__all__ = ["KrylovBasis", "HOST_BASIS_FRACTION", "gpu_room", "rows_that_fit"]
 
 HOST_BASIS_FRACTION = 0.5  # on CUDA, new segments go to the host beyond this share of free memory
 FIRST_ROWS = 64
+SEGMENT_BYTES = 1 << 30  # most bytes one segment reserves (a segment holds at least one row)
+ROTATE_BYTES = 64 << 20  # column chunk of the in-place rotation (rows x chunk, per step)
 
 
 def gpu_room(device: torch.device) -> float:
@@ -28,6 +35,26 @@ def gpu_room(device: torch.device) -> float:
         return math.inf
     free, _ = torch.cuda.mem_get_info(device)
     return HOST_BASIS_FRACTION * free
+
+
+def rows_that_fit(P: int, dtype: torch.dtype, device: torch.device | str,
+                  reserve_rows: int = 0) -> int:
+    """How many basis rows of length P fit: on a CUDA device its ``HOST_BASIS_FRACTION`` share
+    plus the host's; on the host ``memplan.SHARE`` of the free memory less ``reserve_rows`` rows
+    kept for the operator's own vectors.
+
+    Args:
+        P: length of one row.
+        dtype: the rows' dtype.
+        device: the operator's device.
+        reserve_rows: P-vectors the caller holds beside the basis.
+
+    Returns:
+        The most rows (0 when not even one fits)."""
+    device = torch.device(device)
+    row = memplan.vector_bytes(P, dtype)
+    on_gpu = int(gpu_room(device) // row) if device.type == "cuda" else 0
+    return on_gpu + memplan.rows_that_fit(P, dtype, "cpu", 1.0, reserve_rows)
 
 
 class KrylovBasis:
@@ -62,6 +89,8 @@ class KrylovBasis:
             raise ValueError(f"the basis is full ({self.cap} rows)")
         if not self.counts or self.counts[-1] == self.segments[-1].shape[0]:
             rows = min(max(self.first_rows, self.n), self.cap - self.n)
+            row_bytes = self.P * torch.finfo(self.dtype).bits // 8
+            rows = max(1, min(rows, SEGMENT_BYTES // max(row_bytes, 1)))
             dev = self._place(rows)
             self.segments.append(torch.empty((rows, self.P), dtype=self.dtype, device=dev))
             self.counts.append(0)
@@ -69,6 +98,37 @@ class KrylovBasis:
         seg[self.counts[-1]] = v.to(seg.device)
         self.counts[-1] += 1
         self.n += 1
+
+    def rotate(self, Q: torch.Tensor) -> None:
+        """Replace the n rows V by the l rows Qᵀ V (Q of shape (n, l), l <= n), in place: the
+        product is formed a block of columns at a time, so it needs no second basis. Segments
+        past the l-th row are freed."""
+        n, l = Q.shape
+        if n != self.n or l > n:
+            raise ValueError(f"rotate needs Q of shape ({self.n}, l <= {self.n}), "
+                             f"got {tuple(Q.shape)}")
+        home = self.segments[0].device
+        Q = Q.to(device=home, dtype=self.dtype)
+        width = max(1, ROTATE_BYTES // max(n * torch.finfo(self.dtype).bits // 8, 1))
+        for start in range(0, self.P, width):
+            cols = slice(start, min(start + width, self.P))
+            block = torch.cat([V[:, cols].to(home) for V in self._filled()])  # (n, width)
+            new = Q.T @ block
+            row = 0
+            for seg, c in zip(self.segments, self.counts):
+                take = min(c, l - row)
+                if take <= 0:
+                    break
+                seg[:take, cols] = new[row:row + take].to(seg.device)
+                row += take
+        kept, row = 0, 0
+        while row < l:
+            row += self.counts[kept]
+            kept += 1
+        self.segments, self.counts = self.segments[:kept], self.counts[:kept]
+        if kept:
+            self.counts[-1] -= row - l
+        self.n = l
 
     def _filled(self) -> list[torch.Tensor]:
         return [s[:c] for s, c in zip(self.segments, self.counts)]

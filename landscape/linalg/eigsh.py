@@ -42,16 +42,17 @@ def eigsh(
     solver: str = "lanczos",
     return_vectors: bool = False,
     progress: Progress | None = None,
+    max_rows: int | None = None,
 ) -> EigResult:
     """k extreme eigenpairs of ``op`` with the chosen ``solver`` (same conventions as
     :func:`~landscape.linalg.lanczos.lanczos`: eigenvalues descending; "both" means k from
     each end). Start vectors derive from ``seed``. Raises InputError for an unknown solver,
-    or for "cupy" without CuPy or a CUDA device."""
+    or for "cupy" without CuPy or a CUDA device. ``max_rows`` bounds Lanczos' basis."""
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
     if solver == "lanczos":
         return lanczos(op, k=k, which=which, tol=tol, seed=seed,
-                       return_vectors=return_vectors, progress=progress)
+                       return_vectors=return_vectors, progress=progress, max_rows=max_rows)
     if solver == "scipy":
         return _scipy(op, k, which, tol, seed, return_vectors)
     if solver == "cupy":

@@ -8,6 +8,8 @@ Every new vector is orthogonalised against the whole basis twice, classical Gram
 in float64. An exhausted Krylov space (beta ~ 0) is an exact invariant subspace: the search
 restarts from a fresh random vector orthogonal to the basis, which also recovers repeated
 eigenvalues, and stops once a finished block no longer changes the wanted eigenvalues.
+When fewer basis vectors fit in memory than the run needs, it goes on with thick restarts
+(:mod:`landscape.linalg.restart`) in that many.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from landscape.errors import NumericalError
-from landscape.linalg.basis import KrylovBasis
+from landscape.errors import InputError, NumericalError
+from landscape.linalg.basis import KrylovBasis, rows_that_fit
 from landscape.linalg.operator import SymmetricOperator
+from landscape.linalg.restart import thick_restart
 
 __all__ = ["EigResult", "lanczos", "select_indices", "relative_residuals", "WHICH"]
 
@@ -46,6 +49,8 @@ class EigResult:
     steps: int
     converged: bool
     solver: str
+    restarts: int = 0  # thick restarts made because the basis was limited to max_rows
+    max_rows: int | None = None  # the basis limit when it was below the steps taken
 
 
 def select_indices(theta: np.ndarray, k: int, which: str) -> np.ndarray:
@@ -112,6 +117,7 @@ def lanczos(
     return_vectors: bool = False,
     progress: Progress | None = None,
     basis_on_host: bool | None = None,
+    max_rows: int | None = None,
 ) -> EigResult:
     """k extreme eigenpairs of ``op`` (see :func:`select_indices` for ``which``).
 
@@ -122,6 +128,9 @@ def lanczos(
     with ``seed``. ``progress(matvecs, max_steps)`` is called after every step. The Krylov
     basis grows on the op's device and spills later segments to the host when the GPU runs
     short (:mod:`landscape.linalg.basis`); ``basis_on_host`` True/False forces one place.
+    ``max_rows`` bounds the basis (default: what fits in free memory, ``rows_that_fit``);
+    a run that needs more restarts thickly within it. Raises InputError when not even k + 2
+    rows fit.
     """
     if which not in WHICH:
         raise ValueError(f"which must be one of {WHICH}, got {which!r}")
@@ -133,9 +142,21 @@ def lanczos(
         cap = min(P, max(DEFAULT_STEP_CAP, 2 * n_want + 20))
     else:
         cap = min(P, max(int(max_steps), 1))
-    basis = KrylovBasis(P, cap, dtype, device, on_host=basis_on_host)
+    if max_rows is None:
+        max_rows = rows_that_fit(P, dtype, device, reserve_rows=4)
+    rows = min(cap, int(max_rows))
+    if rows < min(cap, n_want + 2):
+        raise InputError(
+            f"the eigensolver needs at least {n_want + 2} vectors of {P} parameters in memory and "
+            f"{max(rows, 0)} fit: free memory, or use a smaller `top_k` or `dtype`")
+    basis = KrylovBasis(P, rows, dtype, device, on_host=basis_on_host)
     eps = torch.finfo(dtype).eps
     gen = torch.Generator().manual_seed(int(seed))
+
+    def fresh() -> torch.Tensor:
+        """A random unit vector orthogonal to the basis (after an exhausted Krylov space)."""
+        u, _ = basis.orthogonalise(_random_vector(gen, P, dtype, device))
+        return u / u.norm()
 
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples v_j and v_{j+1}; 0 at a restart
@@ -162,13 +183,13 @@ def lanczos(
             raise NumericalError(f"non-finite value in Lanczos step {m} (operator gave NaN/Inf)")
         breakdown = beta <= 100 * eps * anorm
         block_len = m - block_start
-        if breakdown or m == cap or (block_len >= n_want and (near or m % CHECK_EVERY == 0
+        if breakdown or m == rows or (block_len >= n_want and (near or m % CHECK_EVERY == 0
                                                                or block_len == n_want)):
             theta, S = eigh_tridiagonal(np.array(alphas), np.array(betas))
             idx = select_indices(theta, k, which)
             bound = relative_residuals(beta * S[-1, idx], theta[idx], dtype)
             near, last = _near(bound, m, last, tol)
-            if breakdown and m < cap:
+            if breakdown and m < rows:
                 # Exact invariant subspace: the Ritz values are eigenvalues. Once a later
                 # block adds nothing to the wanted set, the rest of the space has no
                 # eigenvalue that belongs there.
@@ -181,20 +202,24 @@ def lanczos(
             elif block_len >= n_want and bool(np.all(bound <= tol)):
                 converged = True
                 break
-        if m == cap:
+        if m == rows:
             break
         if breakdown:
-            v, _ = basis.orthogonalise(_random_vector(gen, P, dtype, device))
-            v = v / v.norm()
+            v = fresh()
             betas.append(0.0)
             block_start = m
         else:
             betas.append(beta)
             v = w / beta
 
-    m = basis.n
+    m, restarts = basis.n, 0
     theta, S = eigh_tridiagonal(np.array(alphas[:m]), np.array(betas[: m - 1]))
     idx = select_indices(theta, k, which)
+    if not converged and m == rows < cap:  # the basis is full: go on restarting within it
+        T = np.diag(alphas[:m]) + np.diag(betas[: m - 1], 1) + np.diag(betas[: m - 1], -1)
+        theta, S, idx, beta, matvecs, restarts = thick_restart(
+            op, basis, T, w, beta, k=k, which=which, tol=tol, cap=cap, matvecs=matvecs,
+            new_vector=fresh, progress=progress)
     res = relative_residuals(beta * S[-1, idx], theta[idx], dtype)
     converged = bool(converged or np.all(res <= tol))
     vectors = None
@@ -203,5 +228,6 @@ def lanczos(
         vectors = basis.combine(Y)
     return EigResult(
         eigenvalues=theta[idx].astype(np.float64), residuals=res, eigenvectors=vectors,
-        matvecs=matvecs, steps=m, converged=converged, solver="lanczos",
+        matvecs=matvecs, steps=basis.n if restarts else m, converged=converged,
+        solver="lanczos", restarts=restarts, max_rows=rows if rows < cap else None,
     )

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
+from landscape import memplan
 from landscape.errors import NumericalError
 from landscape.linalg.basis import gpu_room
 from landscape.linalg.operator import SymmetricOperator
@@ -56,8 +57,8 @@ def slq(
     there; its quadrature is then exact. ``progress(matvecs, runs * steps)`` after each step.
 
     Runs advance ``group`` at a time (default: as many as fit, with their (steps, P) bases, in
-    half the free GPU memory; all of them on the CPU); a basis that alone does not fit lives
-    on the host (``basis_on_host``). The start vectors are drawn up front, so the grouping
+    half the free GPU memory, or on the CPU in its free memory); a basis that alone does not
+    fit lives on the host (``basis_on_host``). The start vectors are drawn up front, so the grouping
     never changes the answer.
     """
     if runs < 1 or steps < 1:
@@ -101,9 +102,12 @@ def slq(
 
 
 def _plan(op: SymmetricOperator, runs: int, m_max: int) -> tuple[int, bool]:
-    """(runs per group, basis on host) so the bases take at most half the free GPU memory."""
+    """(runs per group, basis on host) so the bases take at most half the free GPU memory, or
+    on the CPU ``memplan.SHARE`` of the free host memory with the product's vectors."""
     if torch.device(op.device).type != "cuda":
-        return runs, False
+        fits = memplan.rows_that_fit(int(op.size), op.dtype, "cpu",
+                                     m_max + memplan.PRODUCT_VECTORS)
+        return max(1, min(fits, runs)), False
     per_run = m_max * int(op.size) * torch.finfo(op.dtype).bits // 8
     fits = int(gpu_room(op.device) // max(per_run, 1))
     return (max(fits, 1), fits == 0)
