@@ -67,13 +67,16 @@ def main() -> None:
     t_first, m_first = _timed(lambda: op(v), device)  # gradient graph + double backward
     t_hvp, m_hvp = _timed(lambda: op(v), device)  # the graph kept: one backward
     top = ""
+    del op  # its kept gradient graph: the top-1 run builds its own
     if args.top1:
         found = []
         t_top, m_top = _timed(lambda: found.append(
             landscape.spectrum(problem, top_k=1, tol=1e-3, density=False)), device)
         result = found[0]
-        top = (f"{t_top:.0f} s, {result.matvecs} products, "
-               f"λ₁ {result.whole.eigenvalues[0]:.4g}, peak {m_top / 2.0**20:.0f} MiB")
+        w = result.whole
+        top = (f"{t_top:.0f} s, {w.matvecs} products, λ₁ {w.eigenvalues[0]:.4g}, "
+               f"{'converged' if w.converged else 'NOT converged'}, peak {m_top / 2.0**20:.0f} "
+               f"MiB{'; ' + w.memory_note if w.memory_note else ''}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU, {torch.get_num_threads()} threads"
     print("| device | P | gradient s | HVP s (first, graph kept) | HVP/gradient | peak MiB "
