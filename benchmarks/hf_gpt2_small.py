@@ -67,7 +67,7 @@ def main() -> None:
     t_first, m_first = _timed(lambda: op(v), device)  # gradient graph + double backward
     t_hvp, m_hvp = _timed(lambda: op(v), device)  # the graph kept: one backward
     top = ""
-    del op  # its kept gradient graph: the top-1 run builds its own
+    op = None  # frees its kept gradient graph: the top-1 run builds its own
     if args.top1:
         found = []
         t_top, m_top = _timed(lambda: found.append(

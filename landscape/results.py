@@ -255,7 +255,7 @@ def _flatten_attrs(tree: dict[str, Any]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _atomic(path: str):
+def atomic(path: str):
     """A temporary path beside ``path``, renamed onto it when the block succeeds (else removed)."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -277,7 +277,7 @@ def write_checkpoint(path: str, state: dict[str, Any], spec: dict[str, Any]) -> 
         return
     import torch
 
-    with _atomic(path) as tmp:
+    with atomic(path) as tmp:
         torch.save({"state_dict": {k: v.cpu() for k, v in state.items()}, "landscape": spec}, tmp)
 
 
@@ -324,49 +324,3 @@ def merge_trees(trees: list[dict[str, Any]]) -> dict[str, Any]:
             else:
                 out[key] = value
     return out
-
-
-def write_csv(path: str, columns: dict[str, Any]) -> None:
-    """Equal-length ``columns`` (name -> values) as a CSV file with a header row, atomically."""
-    if not distributed.is_main():  # rank 0 alone writes
-        return
-    import csv
-
-    names = list(columns)
-    n = len(next(iter(columns.values()))) if columns else 0
-    with _atomic(path) as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        for i in range(n):
-            writer.writerow([_csv_cell(columns[k][i]) for k in names])
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        return "" if not math.isfinite(float(value)) else repr(float(value))
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def write_tensorboard(
-    directory: str, scalars: dict[str, Any], steps: Any, prefix: str = ""
-) -> None:
-    """Each finite value of ``scalars[name][i]`` as a TensorBoard scalar at ``steps[i]``.
-
-    Needs the ``tensorboard`` package (``pip install "landscape[tensorboard]"``).
-    """
-    if not distributed.is_main():  # rank 0 alone writes
-        return
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise InputError(
-            '`tensorboard` needs the tensorboard package: pip install "landscape[tensorboard]"'
-        ) from None
-    writer = SummaryWriter(log_dir=directory)
-    try:
-        for name, values in scalars.items():
-            for step, value in zip(steps, values):
-                if value is not None and math.isfinite(float(value)):
-                    writer.add_scalar(f"{prefix}{name}", float(value), int(step))
-    finally:
-        writer.close()

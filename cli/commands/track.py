@@ -56,7 +56,8 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
     """
     from landscape.analyses import track as tr
     from landscape.analyses import track_order
-    from landscape.results import read_result, read_summary, write_csv, write_tensorboard
+    from landscape.results import read_result, read_summary
+    from landscape.series import write_csv, write_tensorboard
 
     names = _metrics(metrics)
     if tensorboard:
