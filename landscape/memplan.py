@@ -66,15 +66,16 @@ def plan_run(method: str, matvecs: int, size: int, dtype: torch.dtype,
     ``matvecs`` when unconstrained), and a note when that is fewer than ``matvecs``.
 
     Blocks held at the peak, in rows of P: XTrace 5·s (s = m/2 test vectors: W, A W, the QR
-    copy, Q, A Q), Hutch++ 4·m/3, Hutchinson (draws of 32) none beyond the product; plus
+    copy, Q, A Q), Hutch++ 4·m/3, XDiag 8·s (W, A W, Q, A Q, the two leave-one-out rotations
+    and the float64 terms), Hutchinson (draws of 32) none beyond the product; plus
     ``product_rows`` x PRODUCT_VECTORS for the vmapped product. Raises InputError (exit 2)
     when even the smallest run (6 matvecs) does not fit."""
-    per_matvec = {"xtrace": 5 / 2, "hutchpp": 4 / 3}.get(method)
+    per_matvec = {"xtrace": 5 / 2, "hutchpp": 4 / 3, "xdiag": 4}.get(method)
     if per_matvec is None:
         return max(matvecs, 1 << 62), ""
     extra = product_rows * PRODUCT_VECTORS
     fit = int(rows_that_fit(size, dtype, device, per_matvec, extra))
-    fit -= fit % (2 if method == "xtrace" else 3)
+    fit -= fit % (3 if method == "hutchpp" else 2)
     if fit >= matvecs:
         return fit, ""
     need = (per_matvec * 6 + extra) * vector_bytes(size, dtype)
@@ -86,7 +87,8 @@ def plan_run(method: str, matvecs: int, size: int, dtype: torch.dtype,
             "hutchinson` (one probe block at a time) or a machine with more memory"
         )
     note = (
-        f"trace: {method} runs of {fit} matvecs, not {matvecs}: {matvecs} would need about "
+        f"{'diagonal' if method == 'xdiag' else 'trace'}: {method} runs of {fit} matvecs, not "
+        f"{matvecs}: {matvecs} would need about "
         f"{gib((per_matvec * matvecs + extra) * vector_bytes(size, dtype))} for its blocks of "
         f"{size:,} parameters, {gib(have)} is available"
     )

@@ -59,3 +59,18 @@ def test_refused_with_the_figures_when_nothing_fits(monkeypatch):
         trace(p, method="xtrace")
     assert e.value.exit_code == 2
     assert "KiB" in str(e.value) or "MiB" in str(e.value)
+
+
+def test_the_xdiag_diagonal_shrinks_to_the_free_memory(monkeypatch):
+    p = _problem()
+    full = trace(p, method="xtrace", probes=40, diagonal=True, seed=1)
+    assert full.diagonal_matvecs == 40 and full.memory_note == ""
+    vec = memplan.vector_bytes(p.size, p.dtype)
+    # 80 rows: XTrace's 40-matvec run (5 x 20 + 64) fits, XDiag's (8 x 20 + 64) does not
+    monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": int(180 * vec / 0.7))
+    small = trace(p, method="xtrace", probes=40, diagonal=True, seed=1)
+    assert small.whole.result.matvecs == 40
+    assert small.diagonal_method == "xdiag" and small.diagonal_matvecs == 28
+    assert "diagonal: xdiag runs of 28 matvecs, not 40" in small.memory_note
+    exact = torch.diagonal(exact_hessian(p)).numpy()
+    assert abs(small.diagonal.sum() - exact.sum()) < 5 * (small.diagonal_stderr ** 2).sum() ** 0.5

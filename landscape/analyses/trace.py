@@ -309,6 +309,12 @@ def trace(
             out.diagonal, out.diagonal_stderr = est.exact_diagonal(op), np.zeros(op.size)
             out.diagonal_matvecs, out.diagonal_method = op.size, "exact"
         elif method == "xtrace":
+            fit, dnote = memplan.plan_run("xdiag", n, problem.size, problem.dtype,
+                                          problem.device, product_rows=chunk or 16)
+            if dnote:
+                n = fit
+                problem.notes.append(dnote)
+                out.memory_note = "; ".join(filter(None, [out.memory_note, dnote]))
             out.diagonal, out.diagonal_stderr, out.diagonal_matvecs = xdiag(
                 op, matvecs=n, seed=seed + 104_729
             )
