@@ -183,3 +183,47 @@ def test_killed_track_command_resumes_to_the_same_rows(run_dir, monkeypatch):
     with h5py.File("whole.h5") as a, h5py.File("killed.h5") as b:
         for k in ("step", "loss", "lambda_max", "trace", "trace_stderr", "ghost_radius"):
             np.testing.assert_array_equal(a["track"][k][()], b["track"][k][()])
+
+
+def test_adam_eos_ratio_is_on_the_preconditioned_lambda_max(tmp_path):
+    """Cohen et al. 2022: Adam's edge is λ_max(P^-1/2 H P^-1/2) = 38/lr, not the raw λ_max."""
+    from helpers import exact_hessian
+
+    import landscape
+
+    data = np.load(DIGITS)
+    x, y = torch.from_numpy(data["x"][:150]), torch.from_numpy(data["y"][:150])
+    torch.manual_seed(0)
+    model = mlp(**KW).double()
+    lr = 0.01
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
+    for _ in range(6):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x.double()), y).backward()
+        opt.step()
+    path = tmp_path / "adam.pt"
+    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                "landscape": spec, "step": 6}, path)
+    oo = {"max_samples": 150, "device": "cpu", "dtype": "float64"}
+    r = track([str(path)], ["eos_ratio"], lr=lr, open_options=oo)
+    b1, b2 = opt.param_groups[0]["betas"]
+    eps = opt.param_groups[0]["eps"]
+    parts = []
+    for q in model.parameters():
+        st = opt.state[q]
+        t = float(st["step"])
+        v_hat = st["exp_avg_sq"] / (1 - b2**t)
+        parts.append(((1 - b1**t) * (v_hat.sqrt() + eps)).reshape(-1))
+    d = torch.cat(parts).double()
+    H = exact_hessian(landscape.open(str(path), **oo))
+    exact = float(torch.linalg.eigvalsh(H / torch.outer(d.sqrt(), d.sqrt()))[-1])
+    raw = float(torch.linalg.eigvalsh(H)[-1])
+    assert r.columns["lambda_max_preconditioned"][0] == pytest.approx(exact, rel=1e-5)
+    assert r.columns["eos_ratio"][0] == pytest.approx(exact * lr / 38, rel=1e-5)
+    assert abs(exact / raw) > 10  # the raw ratio would be a different number altogether
+    assert r.threshold == pytest.approx(38 / lr)
+    with pytest.raises(landscape.InputError, match="no Adam state"):
+        torch.save({"state_dict": model.state_dict(), "landscape": spec}, tmp_path / "bare.pt")
+        track([str(tmp_path / "bare.pt")], ["eos_ratio"], lr=lr, optimizer="adam",
+              open_options=oo)

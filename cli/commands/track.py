@@ -29,7 +29,8 @@ def _metrics(value: str | None) -> list[str] | None:
 @click.option("--metrics", metavar="M1,M2", help="which: " + ", ".join(METRICS)
               + " [default: all; eos_ratio with --lr].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-              help="learning rate: eos_ratio and the stability threshold (2/lr SGD, 38/lr Adam).")
+              help="learning rate: eos_ratio and the stability threshold (2/lr SGD; 38/lr Adam, "
+              "on the preconditioned lambda_max).")
 @click.option("--optimizer", type=click.Choice(["auto", "sgd", "adam"]), default="auto",
               show_default=True, help="the threshold's optimizer (auto: Adam if its state is stored).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,

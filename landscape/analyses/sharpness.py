@@ -182,6 +182,30 @@ def _rayleigh(op: Any, U: Tensor) -> np.ndarray:
     return (V * op(V)).sum(1).double().cpu().numpy()
 
 
+def preconditioned(problem: Problem, op: Any, adam: OptimizerState, lr: float | None = None,
+                   tol: float = 1e-6, max_steps: int | None = None, seed: int = 1,
+                   progress: ProgressFn | None = None) -> dict[str, float]:
+    """Adam's preconditioned sharpness λ_max(P^-1/2 (C + wd) P^-1/2) against its threshold
+    (2 + 2β1)/((1 − β1)·lr) (Cohen et al. 2022; see the module docstring).
+
+    Args:
+        problem: the problem at θ; ``op`` its curvature operator.
+        adam: the checkpoint's Adam state (``is_adam``).
+        lr: overrides the groups' learning rates.
+        tol, max_steps, seed, progress: as for Lanczos.
+
+    Returns:
+        lambda_max, threshold, ratio, lr, beta1 and step (products count on ``op``)."""
+    diag = optstep.adam_preconditioner(problem, adam, lr)
+    pop = Preconditioned(op, diag, optstep.adam_l2(problem, adam))
+    pe = lanczos(pop, k=1, which="largest", tol=tol, max_steps=max_steps, seed=seed,
+                 progress=progress)
+    threshold, a_lr, b1 = optstep.adam_threshold(adam, lr)
+    lam = float(pe.eigenvalues[0])
+    return {"lambda_max": lam, "threshold": threshold, "ratio": lam / threshold, "lr": a_lr,
+            "beta1": b1, "step": float(adam.step)}
+
+
 def sharpness(
     problem: Problem,
     curvature: str = "hessian",
@@ -234,27 +258,7 @@ def sharpness(
 
     precond = None
     if adam is not None and adam.is_adam:
-        diag = optstep.adam_preconditioner(problem, adam, lr)
-        pop = Preconditioned(op, diag, optstep.adam_l2(problem, adam))
-        pe = lanczos(
-            pop,
-            k=1,
-            which="largest",
-            tol=tol,
-            max_steps=max_steps,
-            seed=seed + 1,
-            progress=progress,
-        )
-        threshold, a_lr, b1 = optstep.adam_threshold(adam, lr)
-        lam = float(pe.eigenvalues[0])
-        precond = {
-            "lambda_max": lam,
-            "threshold": threshold,
-            "ratio": lam / threshold,
-            "lr": a_lr,
-            "beta1": b1,
-            "step": float(adam.step),
-        }
+        precond = preconditioned(problem, op, adam, lr, tol, max_steps, seed + 1, progress)
 
     if update is not None:
         u, source = update.vector, update.source

@@ -5,7 +5,8 @@ Per checkpoint θ_i (ordered by the step stored in it, else naturally by name): 
 uᵀHu/‖u‖² along the actual update u = θ_{i+1} − θ_i (as ``sharpness CKPT NEXT``); the ghost
 radius ρ_a and r = τ/ρ_a along that update (as ``ghost CKPT NEXT``); with ``lr`` the edge-of-
 stability ratio λ_max / threshold, threshold 2(1+β)/lr for SGD with heavy-ball β (Cohen et al.
-2021) and (2+2β1)/((1−β1)·lr) for Adam (38/lr at β1 = 0.9; Cohen et al. 2022). With ``out`` the
+2021); for Adam the preconditioned λ_max(P^-1/2 H P^-1/2) (as ``sharpness``) against
+(2+2β1)/((1−β1)·lr) (38/lr at β1 = 0.9; Cohen et al. 2022). With ``out`` the
 rows so far are written after each checkpoint, and a later call with the same file resumes.
 """
 
@@ -26,6 +27,7 @@ from ..errors import InputError
 from ..problem import Problem
 from ..results import Result, RunInfo, read_result, write_result
 from .ghost import ghost as _ghost
+from .sharpness import preconditioned
 from .spectrum import spectrum as _spectrum
 from .trace import trace as _trace
 from .track_order import order  # noqa: F401  (public: the checkpoints in training order)
@@ -35,7 +37,7 @@ METRICS = ("loss", "accuracy", "grad_norm", "lambda_max", "trace", "directional"
 COLUMNS = {"loss": ["loss"], "accuracy": ["accuracy"], "grad_norm": ["grad_norm"],
            "lambda_max": ["lambda_max"], "trace": ["trace", "trace_stderr"],
            "directional": ["directional", "update_norm"], "ghost": ["ghost_radius", "ghost_r"],
-           "eos_ratio": ["eos_ratio"]}
+           "eos_ratio": ["eos_ratio", "lambda_max_preconditioned"]}
 ProgressFn = Callable[[int, "int | None"], None]
 
 
@@ -65,7 +67,10 @@ class TrackResult(Result):
         "track/update_norm": "|theta_next - theta|",
         "track/ghost_radius": "rho_a = pi / max spread along the update (else -gradient)",
         "track/ghost_r": "tau / rho_a, tau the step length along it",
-        "track/eos_ratio": "lambda_max / threshold (>= 1: past the edge of stability)",
+        "track/eos_ratio": "lambda_max / threshold, Adam's preconditioned lambda_max for Adam "
+        "(>= 1: past the edge of stability)",
+        "track/lambda_max_preconditioned": "Adam: lambda_max(P^-1/2 (H + wd) P^-1/2), Adam's "
+        "preconditioner P (NaN for other optimizers)",
         "track/threshold": "largest stable lambda_max for the optimizer and lr",
     }
 
@@ -130,7 +135,19 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         out["ghost_r"] = r.tau / r.rho_a if r.tau is not None else math.nan
         spent += r.matvecs
     if "eos_ratio" in metrics and lr is not None:
-        out["eos_ratio"] = out["lambda_max"] / threshold(problem, lr, o.get("optimizer", "auto"))
+        kind = o.get("optimizer", "auto")
+        adam = _steps.optimizer_state(problem) if kind in ("auto", "adam") else None
+        if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
+            op = make_operator(problem, "hessian", seed=seed)
+            pc = preconditioned(problem, op, adam, lr, seed=seed + 1)
+            out["lambda_max_preconditioned"], out["eos_ratio"] = pc["lambda_max"], pc["ratio"]
+            spent += op.matvecs
+        elif kind == "adam":
+            raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
+                             "its threshold, and this checkpoint holds no Adam state "
+                             "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
+        else:
+            out["eos_ratio"] = out["lambda_max"] / threshold(problem, lr, kind)
     return {k: v for k, v in out.items() if any(k in COLUMNS[m] for m in metrics)}, spent
 
 

@@ -12,7 +12,7 @@ import numpy as np
 PANELS = [("loss", "loss"), ("accuracy", "accuracy"), ("grad_norm", "‖∇L‖"),
           ("lambda_max", "λ_max"), ("trace", "tr(H)"), ("directional", "uᵀHu/‖u‖² (update)"),
           ("ghost_radius", "ghost radius ρ_a"), ("ghost_r", "r = τ/ρ_a"),
-          ("eos_ratio", "λ_max / threshold")]
+          ("eos_ratio", "λ_max (Adam: preconditioned) / threshold")]
 
 
 def plot(content: dict[str, Any], path: str) -> None:
