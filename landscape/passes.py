@@ -72,7 +72,9 @@ class Passes:
 
     def _shard(self) -> Iterator[tuple[int, tuple[Inputs, Tensor]]]:
         """(stream position, batch) of this rank's batches (every batch with one process)."""
-        return ((b, batch) for b, batch in enumerate(self.stream) if distributed.mine(b))
+        if distributed.world_size() == 1:
+            return enumerate(self.stream)
+        return self.stream.select(distributed.mine)  # a Dataset is read at this rank's items
 
     def __iter__(self) -> Iterator[tuple[int, float, Inputs, Tensor]]:
         """(stream position b, weight, inputs, targets) for this rank's batches with real

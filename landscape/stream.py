@@ -47,6 +47,22 @@ def _ordered(loader: DataLoader, notes: list[str]) -> DataLoader:
     )
 
 
+def _index_batches(source: Any, max_samples: int | None) -> list[list[int]] | None:
+    """The dataset indices of each batch of ``source`` when it is a DataLoader reading a sized
+    map-style dataset in order with a plain batch size (else None)."""
+    if not isinstance(source, DataLoader) or source.batch_size is None:
+        return None
+    if not isinstance(source.sampler, SequentialSampler) or not hasattr(source.dataset, "__len__"):
+        return None
+    if type(source.batch_sampler).__name__ != "BatchSampler":  # a batch sampler of the user's
+        return None
+    n, bs = len(source.dataset), source.batch_size
+    stop = n - (n % bs if source.drop_last else 0)
+    if max_samples is not None:  # as __iter__ cuts: the batch that crosses it is cut to fit
+        stop = min(stop, max_samples)
+    return [list(range(a, min(a + bs, stop))) for a in range(0, stop, bs)]
+
+
 class BatchStream:
     """Batches ``(inputs, targets)`` on the CPU (or wherever the source keeps them), pass by pass.
 
@@ -119,6 +135,28 @@ class BatchStream:
                     inputs, targets = head(inputs, left), targets[:left]
                 left -= len(targets)
             yield inputs, targets
+
+    def select(self, keep: Callable[[int], bool]) -> Iterator[tuple[int, Batch]]:
+        """(position b, batch) for the batches with ``keep(b)``, in order. A map-style Dataset
+        read in order (a Dataset, or a DataLoader with a sequential sampler) is read only at the
+        kept batches' indices, so a rank of W reads about 1/W of the items; every other source
+        is read whole and filtered."""
+        source = self._open()
+        plan = _index_batches(source, self.max_samples)
+        if plan is None:
+            yield from ((b, batch) for b, batch in enumerate(self) if keep(b))
+            return
+        wanted = [(b, idx) for b, idx in enumerate(plan) if keep(b)]
+        if not wanted:
+            return
+        loader = DataLoader(
+            source.dataset, batch_sampler=[idx for _, idx in wanted],
+            num_workers=source.num_workers, collate_fn=source.collate_fn,
+            pin_memory=source.pin_memory, timeout=source.timeout,
+            worker_init_fn=source.worker_init_fn,
+        )
+        for (b, _), item in zip(wanted, loader):
+            yield b, split_batch(item)
 
     def first(self) -> Batch:
         """The first batch of a fresh pass."""

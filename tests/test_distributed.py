@@ -114,3 +114,62 @@ def test_a_rank_that_fails_ends_every_rank(tmp_path):
     errors = [line for line in run.stderr.splitlines() if line.startswith("landscape: error")]
     assert len(errors) == 1 and "rank 1 cannot read its shard" in errors[0], run.stderr[-2000:]
     assert not (tmp_path / "x.h5").exists()
+
+
+DATASET = """
+import json, os, sys
+import torch
+from torch.utils.data import Dataset
+import landscape
+from landscape import distributed
+
+class Counting(Dataset):
+    def __init__(self):
+        g = torch.Generator().manual_seed(0)
+        self.x = torch.randn(103, 6, generator=g, dtype=torch.float64)
+        self.y = torch.randint(0, 3, (103,), generator=g)
+        self.reads = 0
+    def __len__(self):
+        return 103
+    def __getitem__(self, i):
+        self.reads += 1
+        return self.x[i], self.y[i]
+
+def numbers(data):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+    p = landscape.Problem(model.double(), data, loss="cross-entropy", batch_size=10,
+                          dtype=torch.float64, device="cpu")
+    from landscape.curvature import make_operator
+    v = torch.linspace(-1, 1, p.size, dtype=torch.float64)[None]
+    loss, g = p.loss_and_grad()
+    return {"loss": loss, "grad": g.tolist(), "hv": make_operator(p)(v)[0].tolist()}
+
+if __name__ == "__main__":
+    data = Counting()
+    out = numbers(data)
+    out["reads"] = data.reads
+    path = os.path.join(sys.argv[1], f"rank{distributed.rank()}.json")
+    open(path, "w").write(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_ranks_read_only_their_share_of_a_dataset(tmp_path):
+    import importlib.util
+
+    (tmp_path / "ds.py").write_text(DATASET)
+    run = _torchrun(str(tmp_path / "ds.py"), str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    spec = importlib.util.spec_from_file_location("ds", tmp_path / "ds.py")
+    ds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ds)
+    one = ds.numbers(ds.Counting())
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for r in ranks:
+        _close(one, {k: r[k] for k in one})
+    # 11 batches of 10 (the last of 3): rank 0 has 6 (53 items), rank 1 has 5 (50 items). A
+    # rank reads the first batch twice at construction (the repeatability check), then only its
+    # own items once: the set is small enough to stay in memory between passes. Reading the
+    # whole stream and keeping its share would read 20 + 103 on each.
+    assert [r["reads"] for r in ranks] == [20 + 53, 20 + 50]
