@@ -62,3 +62,17 @@ def dense_operator(lam, seed: int = 0, dtype: torch.dtype = torch.float64):
     Q, _ = np.linalg.qr(rng.standard_normal((lam.size, lam.size)))
     A = (Q * lam) @ Q.T
     return DenseOperator(torch.tensor((A + A.T) / 2, dtype=dtype))
+
+
+def adam_diagonal(model: torch.nn.Module, opt: torch.optim.Optimizer) -> torch.Tensor:
+    """Cohen et al.'s Adam preconditioner P = (1 − β1^t)(sqrt(v_t / (1 − β2^t)) + ε), written out
+    from a torch Adam's own state (one param group), flat over ``model.parameters()``."""
+    b1, b2 = opt.param_groups[0]["betas"]
+    eps = opt.param_groups[0]["eps"]
+    parts = []
+    for q in model.parameters():
+        st = opt.state[q]
+        t = float(st["step"])
+        v_hat = st["exp_avg_sq"] / (1 - b2**t)
+        parts.append(((1 - b1**t) * (v_hat.sqrt() + eps)).reshape(-1))
+    return torch.cat(parts).double()

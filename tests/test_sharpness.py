@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import blobs, exact_hessian, small_problem, tanh_mlp
+from helpers import adam_diagonal, blobs, exact_hessian, small_problem, tanh_mlp
 
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness
@@ -114,15 +114,7 @@ def test_preconditioned_sharpness_equals_exact_eigenvalue():
     wd = 0.05
     model, opt, p, state = _train_adam(torch.optim.Adam, steps=5, weight_decay=wd)
     H = exact_hessian(p)
-    b1, b2 = opt.param_groups[0]["betas"]
-    eps = opt.param_groups[0]["eps"]
-    parts = []
-    for q in model.parameters():
-        st = opt.state[q]
-        t = float(st["step"])
-        v_hat = st["exp_avg_sq"] / (1 - b2**t)
-        parts.append(((1 - b1**t) * (v_hat.sqrt() + eps)).reshape(-1))
-    d = torch.cat(parts).double()
+    d = adam_diagonal(model, opt)
     M = (H + wd * torch.eye(p.size, dtype=H.dtype)) / torch.outer(d.sqrt(), d.sqrt())
     exact = float(torch.linalg.eigvalsh(M)[-1])
     r = sharpness(p, top_k=1, n_random=0, adam=state, tol=1e-10)

@@ -187,7 +187,7 @@ def test_killed_track_command_resumes_to_the_same_rows(run_dir, monkeypatch):
 
 def test_adam_eos_ratio_is_on_the_preconditioned_lambda_max(tmp_path):
     """Cohen et al. 2022: Adam's edge is λ_max(P^-1/2 H P^-1/2) = 38/lr, not the raw λ_max."""
-    from helpers import exact_hessian
+    from helpers import adam_diagonal, exact_hessian
 
     import landscape
 
@@ -207,15 +207,7 @@ def test_adam_eos_ratio_is_on_the_preconditioned_lambda_max(tmp_path):
                 "landscape": spec, "step": 6}, path)
     oo = {"max_samples": 150, "device": "cpu", "dtype": "float64"}
     r = track([str(path)], ["eos_ratio"], lr=lr, open_options=oo)
-    b1, b2 = opt.param_groups[0]["betas"]
-    eps = opt.param_groups[0]["eps"]
-    parts = []
-    for q in model.parameters():
-        st = opt.state[q]
-        t = float(st["step"])
-        v_hat = st["exp_avg_sq"] / (1 - b2**t)
-        parts.append(((1 - b1**t) * (v_hat.sqrt() + eps)).reshape(-1))
-    d = torch.cat(parts).double()
+    d = adam_diagonal(model, opt)
     H = exact_hessian(landscape.open(str(path), **oo))
     exact = float(torch.linalg.eigvalsh(H / torch.outer(d.sqrt(), d.sqrt()))[-1])
     raw = float(torch.linalg.eigvalsh(H)[-1])
