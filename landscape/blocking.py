@@ -12,6 +12,11 @@ it beats the smaller by 10% (one timing on a shared machine is noisy, and a bloc
 11x the memory of single products on the 466k GPT for about the same time per probe, 0.53 s
 against 0.45 s). Sizes are capped by the memory plan (:mod:`landscape.memplan`: PRODUCT_VECTORS
 P-vectors a probe) and by ``chunk``.
+On a CPU, a single product quicker than ``QUICK_SECONDS`` ends the measurement at size 1 unless
+``torch.func`` has already run in this process: the first vmapped product in a process costs
+0.4-3.7 s here (transform set-up), more than a block could save over a few hundred products of
+a few milliseconds (the demo's `trace` ran 9.2 s with single products against 12.4 s when it
+measured blocks).
 Every row is computed independently, so the choice changes results only by round-off; probes,
 their order and the matvec count are untouched.
 """
@@ -29,6 +34,8 @@ CANDIDATES = (1, 4, 8, 16)
 CANDIDATES_GPU = (1, 4, 8, 16, 32)
 
 MARGIN = 0.9  # a larger block is kept only when it is at least 10% faster per probe
+QUICK_SECONDS = 0.01  # on a CPU, single products quicker than this are kept (see the module)
+_warm = False  # whether a vmapped product has run in this process
 clock = time.perf_counter  # monkeypatched in tests
 
 
@@ -65,12 +72,25 @@ class BlockChooser:
     def measure(self, rows: Callable[[int, int], None], k: int) -> int:
         """Run ``rows(a, z)`` on the first rows of a k-row block, timing each candidate size;
         decide the size and return the first row not yet done."""
+        global _warm
         rows(0, 1)  # untimed: builds the kept gradient graph, warms the allocator
         a = 1
-        if k >= 1 + 2 + 1 + 4 and len(self.candidates) > 1:  # untimed: vmap's first call
-            rows(1, 3)
-            a = 3
-        for c in self.candidates:
+        if a + 1 <= k:
+            t0 = self._tick()
+            rows(a, a + 1)
+            self.seconds[1] = self._tick() - t0
+            a += 1
+            quick = self.seconds[1] < QUICK_SECONDS and self.device.type != "cuda"
+            if quick and not _warm and len(self.candidates) > 1:
+                self.size = 1
+                self.how = (f"1 (single products take {1e3 * self.seconds[1]:.3g} ms on the CPU: "
+                            "a block would not repay vmap's first call in this process)")
+                return a
+        if k >= a + 2 + 4 and len(self.candidates) > 1:  # untimed: vmap's first call
+            rows(a, a + 2)
+            a += 2
+            _warm = True
+        for c in self.candidates[1:]:
             if a + c > k:
                 break
             t0 = self._tick()

@@ -14,6 +14,12 @@ from landscape import blocking, memplan
 from landscape.curvature import CurvatureOperator
 
 
+@pytest.fixture(autouse=True)
+def warm(monkeypatch):
+    """Each test as in a process where vmap has already run (the quick-product rule aside)."""
+    monkeypatch.setattr(blocking, "_warm", True)
+
+
 def _scripted(monkeypatch, per_probe: dict[int, float]) -> None:
     """A clock under which candidate c takes per_probe[c] seconds a probe."""
     ticks = itertools.count()
@@ -76,3 +82,25 @@ def test_a_near_tie_keeps_the_smaller_block(monkeypatch):
     op = CurvatureOperator(p)
     op(torch.ones(40, p.size, dtype=p.dtype))
     assert op.blocks.size == 1
+
+
+def test_quick_single_products_on_a_cpu_skip_the_block_trial(monkeypatch):
+    calls = []
+    ticks = itertools.count()
+    monkeypatch.setattr(blocking, "clock", lambda: 0.002 * next(ticks))  # 2 ms a product
+    monkeypatch.setattr(blocking, "_warm", False)
+    chooser = blocking.BlockChooser(1000, torch.float32, torch.device("cpu"))
+    done = chooser.measure(lambda a, z: calls.append((a, z)), 40)
+    assert (chooser.size, done, calls) == (1, 2, [(0, 1), (1, 2)])  # no vmapped rows at all
+    assert "repay vmap's first call" in chooser.how and not blocking._warm
+    monkeypatch.setattr(blocking, "_warm", True)  # once vmap has run, blocks are measured
+    chooser = blocking.BlockChooser(1000, torch.float32, torch.device("cpu"))
+    calls.clear()
+    chooser.measure(lambda a, z: calls.append((a, z)), 40)
+    assert (4, 8) in calls and chooser.how.startswith(f"{chooser.size} (measured")
+    monkeypatch.setattr(blocking, "_warm", False)  # slow products are measured cold too
+    monkeypatch.setattr(blocking, "clock", lambda: 0.05 * next(ticks))
+    chooser = blocking.BlockChooser(1000, torch.float32, torch.device("cpu"))
+    calls.clear()
+    chooser.measure(lambda a, z: calls.append((a, z)), 40)
+    assert (2, 4) in calls and blocking._warm  # the untimed vmap pair ran
