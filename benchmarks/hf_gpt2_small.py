@@ -59,6 +59,22 @@ def main() -> None:
     model.config._attn_implementation = "eager"  # as landscape.loading.hf builds it
     problem = landscape.Problem(model, batch, loss="causal-lm", device=device)
     est = memory.estimate(problem)
+    top = ""
+    if args.top1:  # first, in a fresh process: the Krylov basis is planned from free memory
+        found = []
+
+        def progress(done: int, total: int | None) -> None:
+            print(f"top-1: {done} products, {time.perf_counter() - t0:.0f} s", flush=True)
+
+        t0 = time.perf_counter()
+        t_top, m_top = _timed(lambda: found.append(landscape.spectrum(
+            problem, top_k=1, tol=1e-3, density=False, progress=progress)), device)
+        w = found[0].whole
+        top = (f"{t_top:.0f} s, {w.matvecs} products, λ₁ {w.eigenvalues[0]:.4g}, "
+               f"{'converged' if w.converged else 'NOT converged'}, peak {m_top / 2.0**20:.0f} "
+               f"MiB{'; ' + w.memory_note if w.memory_note else ''}")
+        print(top, flush=True)
+        found.clear()
     theta2 = problem.theta + 1e-3
     problem.loss_and_grad(theta2)  # warm-up
     t_grad, m_grad = _timed(lambda: problem.loss_and_grad(theta2 + 1e-3), device)
@@ -66,17 +82,6 @@ def main() -> None:
     v = torch.randn(problem.size, generator=g).to(device)
     t_first, m_first = _timed(lambda: op(v), device)  # gradient graph + double backward
     t_hvp, m_hvp = _timed(lambda: op(v), device)  # the graph kept: one backward
-    top = ""
-    op = None  # frees its kept gradient graph: the top-1 run builds its own
-    if args.top1:
-        found = []
-        t_top, m_top = _timed(lambda: found.append(
-            landscape.spectrum(problem, top_k=1, tol=1e-3, density=False)), device)
-        result = found[0]
-        w = result.whole
-        top = (f"{t_top:.0f} s, {w.matvecs} products, λ₁ {w.eigenvalues[0]:.4g}, "
-               f"{'converged' if w.converged else 'NOT converged'}, peak {m_top / 2.0**20:.0f} "
-               f"MiB{'; ' + w.memory_note if w.memory_note else ''}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU, {torch.get_num_threads()} threads"
     print("| device | P | gradient s | HVP s (first, graph kept) | HVP/gradient | peak MiB "

@@ -31,6 +31,7 @@ from .errors import InputError
 from .problem import Problem
 
 GRAPH_FACTOR = 3.0
+BASIS_SHARE = 0.9  # of the host memory left beside one product that a Krylov basis may take
 LOUD = float(1 << 30)  # estimates above this many bytes are said even when they fit
 
 
@@ -138,18 +139,22 @@ def check(problem: Problem) -> str | None:
 
 def basis_rows(problem: Problem, steps: int) -> int | None:
     """The most Krylov basis vectors an eigensolver of ``problem`` may keep, when ``steps`` of
-    them would not fit beside one product (None: no bound needed). On the CPU the product's
-    estimated peak is set aside first; beyond the bound Lanczos restarts thickly."""
-    from .linalg.basis import rows_that_fit
+    them would not fit beside one product (None: no bound needed): ``BASIS_SHARE`` of the host
+    memory left free once the product's estimated peak (on the CPU) and 4 vectors are set
+    aside, plus on a GPU its own share (``landscape.linalg.basis``). Beyond the bound Lanczos
+    restarts thickly and SLQ runs are shortened."""
+    from .linalg.basis import gpu_room
 
     P, dtype = problem.size, problem.dtype
     row = memplan.vector_bytes(P, dtype)
-    if steps * row <= memplan.SHARE * memplan.available_bytes("cpu") / 4:
+    free = memplan.available_bytes("cpu")
+    if steps * row <= memplan.SHARE * free / 4:
         return None
-    reserve = 4
+    reserve = 4.0 * row
     if problem.device.type != "cuda":
         try:
-            reserve += int(estimate(problem).peak // row) + 1
+            reserve += estimate(problem).peak
         except (RuntimeError, ValueError, TypeError, IndexError):  # a model of the user's own
-            pass
-    return rows_that_fit(P, dtype, problem.device, reserve_rows=reserve)
+            reserve += 0.3 * free
+    on_gpu = int(gpu_room(problem.device) // row) if problem.device.type == "cuda" else 0
+    return on_gpu + int(BASIS_SHARE * max(free - reserve, 0.0) // row)

@@ -52,8 +52,8 @@ def test_basis_rows_sets_one_products_peak_aside_on_the_cpu(monkeypatch):
 
     p = small_problem(batch_size=64)
     row = p.size * p.theta.element_size()
-    peak_rows = int(memory.estimate(p).peak // row) + 1
-    avail = (300 + peak_rows) * row / memplan.SHARE + 64
+    peak = memory.estimate(p).peak
+    avail = 4 * row + peak + 300 * row / memory.BASIS_SHARE + 64
     monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": int(avail))
-    assert memory.basis_rows(p, 500) == 300 - 4
+    assert memory.basis_rows(p, 10**6) == 300
     assert memory.basis_rows(p, 10) is None  # 10 rows are far below a quarter: no bound
