@@ -98,3 +98,23 @@ def test_segments_reserve_at_most_a_bounded_number_of_bytes(monkeypatch):
     b = KrylovBasis(100, 50, torch.float32, "cpu")
     b.append(torch.zeros(100))
     assert b.segments[0].shape == (1, 100)
+
+
+def test_free_memory_measured_as_the_basis_grows_stops_it_sooner(matrix, monkeypatch):
+    row = 400 * 8
+    monkeypatch.setattr(basis_mod, "SEGMENT_BYTES", 2 * row)  # a segment of 2 rows
+    calls = []
+
+    def available(device="cpu"):  # room for three more segments, then none
+        calls.append(1)
+        return basis_mod.HOST_MARGIN + (2 * row if len(calls) <= 3 else 0)
+
+    monkeypatch.setattr(memplan, "available_bytes", available)
+    r = lanczos(DenseOperator(matrix), k=2, tol=1e-9, max_rows=100)
+    exact = np.linalg.eigvalsh(matrix.numpy())[::-1][:2]
+    assert r.max_rows == 8 and r.restarts > 0 and r.converged
+    assert np.allclose(r.eigenvalues, exact, rtol=1e-8)
+    calls.clear()
+    monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": 0)
+    with pytest.raises(InputError, match="free memory ran out at 2"):
+        lanczos(DenseOperator(matrix), k=2, tol=1e-9, max_rows=100)

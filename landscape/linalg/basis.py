@@ -25,6 +25,7 @@ HOST_BASIS_FRACTION = 0.5  # on CUDA, new segments go to the host beyond this sh
 FIRST_ROWS = 64
 SEGMENT_BYTES = 1 << 30  # most bytes one segment reserves (a segment holds at least one row)
 ROTATE_BYTES = 64 << 20  # column chunk of the in-place rotation (rows x chunk, per step)
+HOST_MARGIN = 1 << 30  # host bytes a new host segment must leave free (see KrylovBasis.room)
 
 
 def gpu_room(device: torch.device) -> float:
@@ -83,14 +84,32 @@ class KrylovBasis:
         """Where each segment lives."""
         return [s.device for s in self.segments]
 
+    def _next_rows(self) -> int:
+        """Rows of the next segment: the total doubles, at most SEGMENT_BYTES, at least one."""
+        rows = min(max(self.first_rows, self.n), self.cap - self.n)
+        row_bytes = self.P * torch.finfo(self.dtype).bits // 8
+        return max(1, min(rows, SEGMENT_BYTES // max(row_bytes, 1)))
+
+    def room(self) -> bool:
+        """Whether one more row fits: below ``cap``, and in the last segment or in a new one that
+        leaves ``HOST_MARGIN`` of the host's free memory (measured now, so the operator's kept
+        graphs and its temporaries are counted as they are, not as estimated)."""
+        if self.n >= self.cap:
+            return False
+        if self.counts and self.counts[-1] < self.segments[-1].shape[0]:
+            return True
+        rows = self._next_rows()
+        if self._place(rows).type == "cuda":
+            return True
+        need = rows * self.P * torch.finfo(self.dtype).bits // 8
+        return memplan.available_bytes("cpu") - need >= HOST_MARGIN
+
     def append(self, v: torch.Tensor) -> None:
         """Add one row (v has length P, on any device)."""
         if self.n >= self.cap:
             raise ValueError(f"the basis is full ({self.cap} rows)")
         if not self.counts or self.counts[-1] == self.segments[-1].shape[0]:
-            rows = min(max(self.first_rows, self.n), self.cap - self.n)
-            row_bytes = self.P * torch.finfo(self.dtype).bits // 8
-            rows = max(1, min(rows, SEGMENT_BYTES // max(row_bytes, 1)))
+            rows = self._next_rows()
             dev = self._place(rows)
             self.segments.append(torch.empty((rows, self.P), dtype=self.dtype, device=dev))
             self.counts.append(0)

@@ -204,6 +204,14 @@ def lanczos(
                 break
         if m == rows:
             break
+        if not basis.room():  # free memory ran short before the planned rows: restart here
+            if m < n_want + 2:
+                raise InputError(
+                    f"the eigensolver needs at least {n_want + 2} vectors of {P} parameters in "
+                    f"memory and free memory ran out at {m}: free memory, or use a smaller "
+                    "`top_k` or `dtype`")
+            rows = basis.cap = m
+            break
         if breakdown:
             v = fresh()
             betas.append(0.0)
