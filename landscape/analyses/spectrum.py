@@ -299,7 +299,7 @@ def _one(
         if eig.restarts:
             s_note = (f"the Krylov basis was held to {eig.max_rows} vectors "
                       f"({gib(vector_bytes(P, problem.dtype))} each) by free memory: "
-                      f"{eig.restarts} thick restarts")
+                      f"{eig.restarts} thick restart{'s' if eig.restarts != 1 else ''}")
     lam = np.asarray(eig.eigenvalues, dtype=np.float64)
     vectors = None if eig.eigenvectors is None else eig.eigenvectors.double().cpu().numpy()
     exact = which_done == "all"
