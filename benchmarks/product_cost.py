@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile", action="store_true", help="also torch.compile of the product")
     ap.add_argument("--memory", action="store_true",
                     help="peak memory only: every task once in a fresh process")
+    ap.add_argument("--tasks", nargs="*", metavar="TASK",
+                    help="only these tasks (grad is always timed: the ratios divide by it)")
     ap.add_argument("--one", nargs=2, metavar=("WORKLOAD", "TASK"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -153,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---|---:|---:|---:|---:|---|")
     for name in args.workloads:
         ts, info = tasks(name, args.compile)
+        if args.tasks:
+            ts = {k: v for k, v in ts.items() if k == "grad" or k in args.tasks}
         times: dict[str, list[float]] = {k: [] for k in ts}
         peaks: dict[str, float] = {}
         errors: dict[str, str] = {}
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         g = statistics.median(times["grad"])
         for k, (_, mv) in ts.items():
             note = errors.get(k, "")
-            if k == "auto16":
+            if k == "auto16" and "auto" in info:
                 note = f"block {info['auto'].blocks.how}"
             if not times[k]:
                 print(f"| {name} | {info['P']:,} | {k} | — | — | {mv} | — | {note} |")
