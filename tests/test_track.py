@@ -219,3 +219,26 @@ def test_adam_eos_ratio_is_on_the_preconditioned_lambda_max(tmp_path):
         torch.save({"state_dict": model.state_dict(), "landscape": spec}, tmp_path / "bare.pt")
         track([str(tmp_path / "bare.pt")], ["eos_ratio"], lr=lr, optimizer="adam",
               open_options=oo)
+
+
+def test_adam_threshold_is_the_one_the_preconditioned_ratio_divides_by(tmp_path):
+    """With groups of different β1, the stored threshold uses the smallest, as the ratio does."""
+    import landscape
+    from landscape import steps
+    from landscape.analyses import optimizer_step
+    from landscape.analyses.track import threshold
+
+    torch.manual_seed(0)
+    model = mlp(**KW)
+    first, second = list(model.parameters())[:2], list(model.parameters())[2:]
+    opt = torch.optim.Adam([{"params": first, "betas": (0.9, 0.999)},
+                            {"params": second, "betas": (0.8, 0.999)}], lr=0.01)
+    x = torch.from_numpy(np.load(DIGITS)["x"][:20])
+    model(x).sum().backward()
+    opt.step()
+    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
+    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                "landscape": spec}, tmp_path / "two.pt")
+    p = landscape.open(str(tmp_path / "two.pt"), max_samples=20, device="cpu")
+    used = optimizer_step.adam_threshold(steps.optimizer_state(p), 0.01)[0]
+    assert threshold(p, 0.01) == pytest.approx(used, rel=1e-12) == (2 + 1.6) / (0.2 * 0.01)

@@ -97,8 +97,9 @@ def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
     group = (sd.get("param_groups") or [{}])[0]
     is_adam = any("exp_avg" in s for s in (sd.get("state") or {}).values() if isinstance(s, dict))
     kind = optimizer if optimizer != "auto" else ("adam" if is_adam else "sgd")
-    if kind == "adam":
-        b1 = float((group.get("betas") or (0.9, 0.999))[0])
+    if kind == "adam":  # the smallest β1 of the groups, as the preconditioned ratio uses it
+        b1 = min(float((g.get("betas") or (0.9, 0.999))[0])
+                 for g in sd.get("param_groups") or [{}])  # (optimizer_step.adam_threshold)
         return (2 + 2 * b1) / ((1 - b1) * lr)
     if kind != "sgd":
         raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
