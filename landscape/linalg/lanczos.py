@@ -107,6 +107,11 @@ def _near(bound: np.ndarray, m: int, last: tuple[int, float] | None,
     return math.log(tol / worst) / rate <= 2 * CHECK_EVERY, (m, worst)
 
 
+def _too_few(n_want: int, P: int, had: str) -> InputError:
+    return InputError(f"the eigensolver needs at least {n_want + 2} vectors of {P} parameters "
+                      f"in memory and {had}: free memory, or use a smaller `top_k` or `dtype`")
+
+
 def lanczos(
     op: SymmetricOperator,
     k: int = 1,
@@ -146,9 +151,7 @@ def lanczos(
         max_rows = rows_that_fit(P, dtype, device, reserve_rows=4)
     rows = min(cap, int(max_rows))
     if rows < min(cap, n_want + 2):
-        raise InputError(
-            f"the eigensolver needs at least {n_want + 2} vectors of {P} parameters in memory and "
-            f"{max(rows, 0)} fit: free memory, or use a smaller `top_k` or `dtype`")
+        raise _too_few(n_want, P, f"{max(rows, 0)} fit")
     basis = KrylovBasis(P, rows, dtype, device, on_host=basis_on_host)
     eps = torch.finfo(dtype).eps
     gen = torch.Generator().manual_seed(int(seed))
@@ -206,10 +209,7 @@ def lanczos(
             break
         if not basis.room():  # free memory ran short before the planned rows: restart here
             if m < n_want + 2:
-                raise InputError(
-                    f"the eigensolver needs at least {n_want + 2} vectors of {P} parameters in "
-                    f"memory and free memory ran out at {m}: free memory, or use a smaller "
-                    "`top_k` or `dtype`")
+                raise _too_few(n_want, P, f"free memory ran out at {m}")
             rows = basis.cap = m
             break
         if breakdown:
