@@ -19,6 +19,7 @@ here; :func:`basis_rows` bounds it by what is left beside one product.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -32,6 +33,7 @@ from .problem import Problem
 
 GRAPH_FACTOR = 3.0
 BASIS_SHARE = 0.9  # of the host memory left beside one product that a Krylov basis may take
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # problem -> (a, f)
 LOUD = float(1 << 30)  # estimates above this many bytes are said even when they fit
 
 
@@ -106,10 +108,12 @@ def _saved(problem: Problem, n: int) -> float:
 def estimate(problem: Problem) -> MemoryEstimate:
     """The estimated peak of one Hessian-vector product of ``problem`` (see the module doc)."""
     batch = len(problem.data.first()[1])  # the first batch is the largest one
-    more = min(4, batch)  # from 2 samples up: batch norm needs more than one
-    two, four = _saved(problem, 2), _saved(problem, more)
-    per_sample = max(four - two, 0.0) / (more - 2) if more > 2 else two / max(batch, 1)
-    fixed = max(two - 2 * per_sample, 0.0)
+    if problem not in _MEASURED:  # the forward passes once per problem (open, then solvers)
+        more = min(4, batch)  # from 2 samples up: batch norm needs more than one
+        two, four = _saved(problem, 2), _saved(problem, more)
+        per_sample = max(four - two, 0.0) / (more - 2) if more > 2 else two / max(batch, 1)
+        _MEASURED[problem] = (per_sample, max(two - 2 * per_sample, 0.0))
+    per_sample, fixed = _MEASURED[problem]
     # the CPU operator keeps every batch's graph when there are few; a GPU one drops them on OOM
     kept = problem.n_batches <= CACHED_BATCHES and problem.device.type != "cuda"
     graphs = problem.n_batches if kept else 1
