@@ -158,6 +158,47 @@ def targets(rows: list[Row], cs: list[Cost], effs: list[Efficiency], tol: float)
     return out
 
 
+def _best_reference(rows: list[Row], wl: str, question: str, tol: float) -> Row | None:
+    """The fastest other tool's answer to ``question`` that is correct: within ``tol`` of the
+    reference where there is one, else not flagged as unconverged (accuracy unchecked)."""
+    pool = [r for r in rows if r.workload == wl and r.question == question and r.tool != OURS
+            and r.m.ok and "not converged" not in r.result]
+    pool = [r for r in pool if (r.accuracy <= tol if r.accuracy is not None else True)]
+    return min(pool, key=lambda r: r.m.seconds) if pool else None
+
+
+def targets_real(rows: list[Row], cs: list[Cost], tol: float) -> list[str]:
+    """One line per target of issue 16 and workload (the realistic sizes): time and matvecs
+    against the best correct reference, trace against PyHessian, SLQ against eigenthings."""
+    out: list[str] = []
+    for wl in dict.fromkeys(r.workload for r in rows):
+        for q, label in (("top1", "top-1"), ("top5", "top-5")):
+            ours, best = _get(rows, wl, q, OURS), _best_reference(rows, wl, q, tol)
+            if not (ours and ours.m.ok and best):
+                continue
+            t, mv = ours.m.seconds / best.m.seconds, ours.matvecs / max(best.matvecs or 1, 1)
+            checked = "" if best.accuracy is not None else " (no reference: accuracy unchecked)"
+            out.append(_line(f"{wl}: {label} to {tol:g} in <= 0.6 of the best correct reference's "
+                             f"time and <= its matvecs", t <= 0.6 and mv <= 1.0,
+                             f"{ours.m.seconds:.3f} s, {ours.matvecs} mv against {best.tool} "
+                             f"{best.key} {best.m.seconds:.3f} s, {best.matvecs} mv{checked} = "
+                             f"{t:.2f} (time), {mv:.2f} (matvecs)", t, 0.6))
+        for key, tool, limit, q in (("trace:hutchinson", "pyhessian", 0.8, "trace"),
+                                    ("slq", "eigenthings", 0.6, "SLQ")):
+            ours, theirs = _get(rows, wl, key, OURS), _get(rows, wl, key, tool)
+            if ours and theirs and ours.m.ok and theirs.m.ok:
+                r = ours.m.seconds / theirs.m.seconds
+                out.append(_line(f"{wl}: {q} ({key}) in <= {limit} of {tool}'s time", r <= limit,
+                                 f"{ours.m.seconds:.3f} s / {theirs.m.seconds:.3f} s = {r:.2f}",
+                                 r, limit))
+    for c in cs:
+        if c.tool == OURS and c.hvp and c.grad:
+            r = c.hvp / c.grad
+            out.append(_line(f"{c.workload}: one HVP <= 2.0 gradients", r <= 2.0,
+                             f"{c.hvp:.4f} s / {c.grad:.4f} s = {r:.2f}", r, 2.0))
+    return out
+
+
 def _line(what: str, met: bool, detail: str, ratio: float | None, limit: float) -> str:
     if met:
         return f"- **met** — {what}: {detail}"

@@ -94,6 +94,7 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
         # question by question, every tool in turn: a time budget cuts questions, not tools
         queue = [t for t in queue if not args.questions or t[1].split(":")[0] in args.questions
                  or t[1] in args.questions]  # a question, or one task key (trace:xtrace)
+        queue = [t for t in queue if f"{t[0]}:{t[1]}" not in (args.skip or ())]
         queue.sort(key=lambda t: RUN_ORDER.index(t[1].split(":")[0]))
         skipped: dict[str, list[str]] = {}
         for group in _groups(queue):
@@ -150,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None,
                    help="results page (default benchmarks/RESULTS.md; --quick: none)")
     p.add_argument("--questions", nargs="*", help="subset of " + " ".join(QUESTIONS))
+    p.add_argument("--skip", nargs="*", metavar="TOOL:KEY",
+                   help="tasks left out, e.g. pyhessian:top5 eigenthings:top5:power (slow ones "
+                   "at the realistic sizes)")
     p.add_argument("--workload-budget", type=float, default=None,
                    help="seconds per workload after which its remaining tasks are skipped")
     p.add_argument("--task-seconds", type=float, default=60.0,

@@ -86,3 +86,46 @@ def test_realistic_cpu_sizes_are_the_issues():
     assert all(32 <= got[n].n_samples <= 64 and got[n].x.shape[1] == 64 for n in ("gpt", "gpt2m"))
     assert got["mlp"].n_samples >= 2000
     assert "SMOKE TEST" in build("gpt", "cpu").description
+
+
+def test_pyhessian_eig_shim_gives_the_symmetric_eigenpairs_and_leaves_torch_as_it_was():
+    """PyHessian's SLQ reads ``torch.eig(T, eigenvectors=True)`` as (values[:, 0] real parts,
+    vectors); the shim must give T's eigenvalues with orthonormal eigenvectors, only inside."""
+    from benchmarks.adapters.pyhessian_ import eig_shim
+
+    before = getattr(torch, "eig", None)
+    a = torch.randn(6, dtype=torch.float64)
+    b = torch.rand(5, dtype=torch.float64) + 0.1
+    T = torch.diag(a) + torch.diag(b, 1) + torch.diag(b, -1)
+    with eig_shim():
+        vals, vecs = torch.eig(T, eigenvectors=True)
+    assert getattr(torch, "eig", None) is before
+    assert torch.equal(vals[:, 1], torch.zeros(6, dtype=torch.float64))
+    np.testing.assert_allclose(np.sort(vals[:, 0].numpy()), np.linalg.eigvalsh(T.numpy()),
+                               atol=1e-12)
+    np.testing.assert_allclose((T @ vecs).numpy(), (vecs * vals[:, 0]).numpy(), atol=1e-12)
+    assert abs(float((vecs[0] ** 2).sum()) - 1) < 1e-12  # SLQ weights b_[0, :]**2 sum to 1
+
+
+def test_issue_16_targets_compare_with_the_fastest_correct_reference():
+    from benchmarks.measure import Answer, Measurement
+    from benchmarks.report import costs, targets_real
+
+    def row(key, tool, seconds, mv, acc=None, result=""):
+        return Row("gpt", key, tool, Measurement(seconds, [seconds], 0, Answer(matvecs=mv)),
+                   accuracy=acc, result=result)
+
+    rows = [row("top1", "landscape", 1.0, 20, 1e-6),
+            row("top1", "pyhessian", 1.2, 30, 5e-2),  # fastest, but wrong: not the reference
+            row("top1:steps", "eigenthings", 2.0, 22, 1e-6),
+            row("top1", "eigenthings", 0.1, 2, 0.8, "reports not converged"),
+            row("slq", "landscape", 3.0, 100), row("slq", "eigenthings", 4.0, 100),
+            row("hvp", "landscape", 2.1, 1), row("grad", "landscape", 1.0, 0)]
+    lines = targets_real(rows, costs(rows, 16), 1e-3)
+    top1 = next(x for x in lines if "top-1" in x)
+    assert top1.startswith("- **met**") and "eigenthings top1:steps 2.000 s" in top1
+    assert "0.50 (time), 0.91 (matvecs)" in top1
+    slq = next(x for x in lines if "SLQ" in x)
+    assert slq.startswith("- **MISSED**") and "0.75" in slq and "missed by 1.25x" in slq
+    hvp = next(x for x in lines if "HVP" in x)
+    assert hvp.startswith("- **MISSED**") and "2.10" in hvp

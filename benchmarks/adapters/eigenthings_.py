@@ -1,8 +1,12 @@
 """hessian-eigenthings (``pip install hessian-eigenthings``, 1.0 API): HessianOperator plus
 its lanczos, deflated power iteration, hutchinson / hutch++ and spectral_density.
 
-Matvecs are counted by wrapping the operator's ``matvec``. Its ``lanczos`` runs a fixed number of
-steps (default ``2k``), which is what a user gets from ``lanczos(op, k=...)``.
+Matvecs are counted by wrapping the operator's ``matvec``. Its ``lanczos`` runs a fixed number
+of steps (default ``2k``), which is what a user gets from ``lanczos(op, k=...)``: ``top1`` and
+``top5``. Its best honest configuration, ``top1:steps`` and ``top5:steps``, is Lanczos with
+enough steps: the first of 2k, then 1.25x more each time (capped at P - 1), at which it reports
+all k Ritz pairs converged to ``tol``. The search runs in the first (warm-up) call; the timed
+calls run that step count once, as a user who knew it would.
 """
 
 from __future__ import annotations
@@ -60,6 +64,25 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
             return Answer(vals, counter.take(), note="" if ok else "reports not converged")
         return run
 
+    def top_steps(k: int) -> Task:
+        steps: list[int] = []  # found in the first call
+
+        def lanczos(m: int) -> tuple[np.ndarray, bool]:
+            r = he.lanczos(make(), k=k, max_iter=m, tol=s.tol, which="LA", seed=s.seed)
+            ok = r.converged.all() if hasattr(r.converged, "all") else r.converged
+            return np.sort(r.eigenvalues.detach().cpu().double().numpy())[::-1], bool(ok)
+
+        def run() -> Answer:
+            if not steps:
+                m, limit = 2 * k, w.n_params - 1
+                while not lanczos(m)[1] and m < limit:
+                    m = min(limit, max(m + 1, round(m * 1.25)))
+                steps.append(m)
+            vals, ok = lanczos(steps[0])
+            note = f"{steps[0]} steps" + ("" if ok else ", reports not converged")
+            return Answer(vals, counter.take(), note=note)
+        return run
+
     def trace(method: str) -> Task:
         def run() -> Answer:
             op = make()
@@ -94,6 +117,7 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
     return {
         "top1": top(1, False), "top1:power": top(1, True),
         "top5": top(5, False), "top5:power": top(5, True),
+        "top1:steps": top_steps(1), "top5:steps": top_steps(5),
         "trace:hutchinson": trace("hutchinson"), "trace:hutchpp": trace("hutchpp"),
         "slq": density, "hvp": apply(1, s.seed), "grad": gradient,
         "singles": apply(s.block_k, s.seed + 1),

@@ -3,12 +3,19 @@
 Matvecs are counted by wrapping its ``hessian_vector_product`` (one batch held in memory) and
 ``dataloader_hv_product`` (several batches). It is used as its README shows: ``data=(x, y)``
 when the workload is one batch, ``dataloader=`` otherwise.
+
+Its SLQ (``density``) calls ``torch.eig``, removed in torch 1.9, so ``slq`` fails on current
+torch: that is its default. ``slq:shim`` is its best honest configuration: the same call with a
+harness-side ``torch.eig`` built on ``torch.linalg.eigh`` (its tridiagonal T is symmetric),
+present only during the call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -35,6 +42,26 @@ def available() -> bool:
 def version() -> str:
     """The installed pyhessian version."""
     return package_version("pyhessian")
+
+
+@contextlib.contextmanager
+def eig_shim() -> Iterator[None]:
+    """``torch.eig(A, eigenvectors=True)`` as torch < 1.9 returned it ((n, 2) real and imaginary
+    parts, eigenvectors), for a symmetric A, only while the block runs (torch 2 keeps a stub
+    that raises)."""
+    def eig(a: torch.Tensor, eigenvectors: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        vals, vecs = torch.linalg.eigh(a)
+        return torch.stack([vals, torch.zeros_like(vals)], 1), vecs
+
+    before = getattr(torch, "eig", None)
+    torch.eig = eig
+    try:
+        yield
+    finally:
+        if before is None:
+            del torch.eig
+        else:
+            torch.eig = before
 
 
 def tasks(w: Workload, s: Settings) -> dict[str, Task]:
@@ -74,9 +101,12 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
             return Answer(np.array([float(np.mean(samples))]), counter.take())
         return run
 
-    def density() -> Answer:
-        nodes, weights = make().density(iter=s.slq_steps, n_v=1)
-        return Answer(np.asarray(nodes[0]), counter.take(), weights=np.asarray(weights[0]))
+    def density(shim: bool) -> Task:
+        def run() -> Answer:
+            with eig_shim() if shim else contextlib.nullcontext():
+                nodes, weights = make().density(iter=s.slq_steps, n_v=1)
+            return Answer(np.asarray(nodes[0]), counter.take(), weights=np.asarray(weights[0]))
+        return run
 
     def vectors(n: int, seed: int) -> list[list[torch.Tensor]]:
         V = rademacher(n, sum(p.numel() for p in params), w.device, seed)
@@ -104,6 +134,6 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
         "top1": top(1), "top5": top(5),
         "trace:hutchinson": trace(-math.inf, s.trace_budget),
         "trace:default": trace(1e-3, 100),
-        "slq": density, "hvp": apply(1, s.seed), "grad": gradient,
+        "slq": density(False), "slq:shim": density(True), "hvp": apply(1, s.seed), "grad": gradient,
         "singles": apply(s.block_k, s.seed + 1),
     }
