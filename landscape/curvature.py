@@ -22,14 +22,13 @@ import torch
 from torch import Tensor
 from torch.func import grad, jvp, vjp, vmap
 
-from . import distributed
+from . import distributed, memory
 from .blocking import BlockChooser
 from .compat import math_attention
 from .errors import InputError
 from .problem import Problem
 
 CURVATURES = ("hessian", "ggn", "fisher", "ef")
-CACHED_BATCHES = 4  # keep the gradient graphs of at most this many batches between products
 FALLBACK_NOTE = ("curvature products: an op has no forward-mode or double-backward rule (fused "
                  "SDPA flash/efficient attention?): switched to reverse-over-reverse with the "
                  "math attention kernel")
@@ -66,9 +65,15 @@ class CurvatureOperator:
         self.reverse_over_reverse = False
         self._theta = problem.theta
         # Keeping each batch's gradient graph makes a single-vector product one backward pass,
-        # at the memory of len(batches) graphs: by default only for a few batches.
+        # at the memory of len(batches) graphs: by default for a few batches whose graphs fit.
         if cache_graphs is None:
-            cache_graphs = problem.n_batches <= CACHED_BATCHES
+            cache_graphs = memory.keeps_graphs(problem)
+            if not cache_graphs and 1 < problem.n_batches <= memory.CACHED_BATCHES:
+                note = (f"memory: the {problem.n_batches} batches' gradient graphs would take "
+                        f"more than {memory.KEEP_SHARE:.0%} of the free memory: each product "
+                        f"rebuilds them (about 1.5 times slower)")
+                if note not in problem.notes:
+                    problem.notes.append(note)
         self.cache_graphs = cache_graphs
         self._graphs: dict[int, tuple[Tensor, Tensor]] = {}
         self.blocks = BlockChooser(self.size, self.dtype, self.device, chunk)

@@ -6,10 +6,13 @@ half their difference is the activation memory a per sample, the rest (weights s
 the like) a fixed part f. A Hessian-vector product by double backward keeps the forward graph,
 the gradient's graph built over it and the second backward's temporaries: about
 ``GRAPH_FACTOR`` = 3 times the forward's saved tensors (a rule of thumb, not a measurement).
-With B samples per batch and g gradient graphs kept between products (on the CPU the operator
-keeps all of up to ``CACHED_BATCHES``; on a GPU it gives them up rather than run out: g = 1),
+With B samples per batch and g gradient graphs kept between products,
 
     peak ≈ g · 3 · (f + a·B) + 4 · P · itemsize   (θ, gradient, vector, product),
+
+where the operator keeps the graphs of all batches (g = their number, at most ``CACHED_BATCHES``)
+when that peak is at most ``KEEP_SHARE`` of the free memory, and otherwise rebuilds each batch's
+graph for every product (g = 1, about 1.5 times the time: ``benchmarks/RESULTS.md``).
 
 against the free memory: CUDA's ``mem_get_info``, or ``MemAvailable`` of ``/proc/meminfo``. It is
 said in a note above 1 GiB or a quarter of the free memory, and refused above all of it.
@@ -27,11 +30,12 @@ from torch import Tensor
 
 from . import memplan
 from .batches import head
-from .curvature import CACHED_BATCHES
 from .errors import InputError
 from .problem import Problem
 
 GRAPH_FACTOR = 3.0
+CACHED_BATCHES = 4  # keep the gradient graphs of at most this many batches between products
+KEEP_SHARE = 0.5  # ... when they take at most this share of the free memory
 BASIS_SHARE = 0.9  # of the host memory left beside one product that a Krylov basis may take
 _MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # problem -> (a, f)
 LOUD = float(1 << 30)  # estimates above this many bytes are said even when they fit
@@ -105,21 +109,41 @@ def _saved(problem: Problem, n: int) -> float:
     return float(total)
 
 
-def estimate(problem: Problem) -> MemoryEstimate:
-    """The estimated peak of one Hessian-vector product of ``problem`` (see the module doc)."""
-    batch = len(problem.data.first()[1])  # the first batch is the largest one
+def _measured(problem: Problem) -> tuple[float, float]:
+    """(activation bytes per sample, fixed bytes) saved by the loss's forward, measured once."""
     if problem not in _MEASURED:  # the forward passes once per problem (open, then solvers)
+        batch = len(problem.data.first()[1])
         more = min(4, batch)  # from 2 samples up: batch norm needs more than one
         two, four = _saved(problem, 2), _saved(problem, more)
         per_sample = max(four - two, 0.0) / (more - 2) if more > 2 else two / max(batch, 1)
         _MEASURED[problem] = (per_sample, max(two - 2 * per_sample, 0.0))
-    per_sample, fixed = _MEASURED[problem]
-    # the CPU operator keeps every batch's graph when there are few; a GPU one drops them on OOM
-    kept = problem.n_batches <= CACHED_BATCHES and problem.device.type != "cuda"
-    graphs = problem.n_batches if kept else 1
+    return _MEASURED[problem]
+
+
+def estimate(problem: Problem, graphs: int | None = None) -> MemoryEstimate:
+    """The estimated peak of one Hessian-vector product of ``problem`` (see the module doc),
+    with ``graphs`` gradient graphs kept (default: as the operator will keep them)."""
+    batch = len(problem.data.first()[1])  # the first batch is the largest one
+    per_sample, fixed = _measured(problem)
     vectors = 4.0 * problem.size * problem.theta.element_size()
-    peak = graphs * GRAPH_FACTOR * (fixed + per_sample * batch) + vectors
-    return MemoryEstimate(per_sample, fixed, peak, free_bytes(problem.device), batch, graphs)
+    free = free_bytes(problem.device)
+    graph = GRAPH_FACTOR * (fixed + per_sample * batch)
+    if graphs is None:
+        many = problem.n_batches if problem.n_batches <= CACHED_BATCHES else 1
+        graphs = many if free is None or many * graph + vectors <= KEEP_SHARE * free else 1
+    return MemoryEstimate(per_sample, fixed, graphs * graph + vectors, free, batch, graphs)
+
+
+def keeps_graphs(problem: Problem) -> bool:
+    """Whether a curvature operator keeps every batch's gradient graph between products: for at
+    most ``CACHED_BATCHES`` batches whose graphs fit in ``KEEP_SHARE`` of the free memory (kept
+    too where the model defeats the estimate)."""
+    if problem.n_batches > CACHED_BATCHES:
+        return False
+    try:
+        return estimate(problem).graphs == problem.n_batches
+    except (RuntimeError, ValueError, TypeError, IndexError):  # a model of the user's own
+        return True
 
 
 def check(problem: Problem) -> str | None:

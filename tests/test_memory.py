@@ -57,3 +57,33 @@ def test_basis_rows_sets_one_products_peak_aside_on_the_cpu(monkeypatch):
     monkeypatch.setattr(memplan, "available_bytes", lambda device="cpu": int(avail))
     assert memory.basis_rows(p, 10**6) == 300
     assert memory.basis_rows(p, 10) is None  # 10 rows are far below a quarter: no bound
+
+
+def test_graphs_are_rebuilt_when_keeping_them_would_crowd_the_memory(monkeypatch):
+    """Two batches: their two kept graphs must fit in KEEP_SHARE of the free memory, else each
+    product rebuilds its batch's graph (said in a note), and a product that fits with one
+    graph is no longer refused. The products stay exact either way."""
+    import torch
+    from helpers import exact_hessian
+
+    from landscape.curvature import CurvatureOperator
+
+    p = small_problem(batch_size=64)
+    assert p.n_batches == 2
+    kept, one = memory.estimate(p, graphs=2), memory.estimate(p, graphs=1)
+    assert one.peak < kept.peak
+    monkeypatch.setattr(memory, "free_bytes", lambda device: kept.peak / memory.KEEP_SHARE + 1)
+    assert memory.keeps_graphs(p) and CurvatureOperator(p).cache_graphs
+    assert not any("rebuilds" in n for n in p.notes)
+    free = kept.peak / memory.KEEP_SHARE - 1
+    monkeypatch.setattr(memory, "free_bytes", lambda device: free)
+    assert memory.estimate(p).graphs == 1 and not memory.keeps_graphs(p)
+    op = CurvatureOperator(p)
+    assert not op.cache_graphs
+    assert sum("each product rebuilds them" in n for n in p.notes) == 1
+    v = torch.randn(p.size, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(op(v), exact_hessian(p) @ v, atol=1e-13, rtol=1e-10)
+    assert not op._graphs
+    # free memory between one graph's peak and two graphs': refused before, fits now
+    monkeypatch.setattr(memory, "free_bytes", lambda device: (one.peak + kept.peak) / 2)
+    assert memory.check(p) is not None and memory.estimate(p).graphs == 1
