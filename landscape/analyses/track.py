@@ -4,9 +4,10 @@ Per checkpoint θ_i (ordered by the step stored in it, else naturally by name): 
 ‖∇L‖; λ_max (Lanczos, as ``spectrum``); tr(H) ± stderr (as ``trace``); the directional sharpness
 uᵀHu/‖u‖² along the actual update u = θ_{i+1} − θ_i (as ``sharpness CKPT NEXT``); the ghost
 radius ρ_a and r = τ/ρ_a along that update (as ``ghost CKPT NEXT``); with ``lr`` the edge-of-
-stability ratio λ_max / threshold, threshold 2(1+β)/lr for SGD with heavy-ball β (Cohen et al.
-2021); for Adam the preconditioned λ_max(P^-1/2 H P^-1/2) (as ``sharpness``) against
-(2+2β1)/((1−β1)·lr) (38/lr at β1 = 0.9; Cohen et al. 2022). With ``out`` the
+stability ratio λ_max / threshold, threshold 2(1+β)/lr for SGD with heavy-ball β, the
+smallest of the param groups (Cohen et al. 2021); for Adam the preconditioned
+λ_max(P^-1/2 H P^-1/2) (as ``sharpness``) against (2+2β1)/((1−β1)·lr) (38/lr at β1 = 0.9;
+Cohen et al. 2022). With ``out`` the
 rows so far are written after each checkpoint, and a later call with the same file resumes.
 """
 
@@ -94,16 +95,17 @@ def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
     """The stability threshold on λ_max for ``lr`` (see the module docstring)."""
     state = getattr(getattr(problem, "origin", None), "checkpoint", None)
     sd = (state.optimizer if state is not None else None) or {}
-    group = (sd.get("param_groups") or [{}])[0]
+    groups = sd.get("param_groups") or [{}]
     is_adam = any("exp_avg" in s for s in (sd.get("state") or {}).values() if isinstance(s, dict))
     kind = optimizer if optimizer != "auto" else ("adam" if is_adam else "sgd")
     if kind == "adam":  # the smallest β1 of the groups, as the preconditioned ratio uses it
         b1 = min(float((g.get("betas") or (0.9, 0.999))[0])
-                 for g in sd.get("param_groups") or [{}])  # (optimizer_step.adam_threshold)
+                 for g in groups)  # (optimizer_step.adam_threshold)
         return (2 + 2 * b1) / ((1 - b1) * lr)
     if kind != "sgd":
         raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
-    return (2 + 2 * float(group.get("momentum", 0.0) or 0.0)) / lr
+    # groups of different momentum: the smallest, whose threshold is the lowest (as for Adam)
+    return (2 + 2 * min(float(g.get("momentum", 0.0) or 0.0) for g in groups)) / lr
 
 
 def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: dict[str, Any]
