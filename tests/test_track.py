@@ -221,25 +221,32 @@ def test_adam_eos_ratio_is_on_the_preconditioned_lambda_max(tmp_path):
               open_options=oo)
 
 
-def test_adam_threshold_is_the_one_the_preconditioned_ratio_divides_by(tmp_path):
-    """With groups of different β1, the stored threshold uses the smallest, as the ratio does."""
+def _two_groups(tmp_path, make_optimizer):
+    """A checkpoint of the mlp after one step of ``make_optimizer(first, second)``, whose two
+    param groups hold the first two and the other parameters, opened on 20 samples."""
     import landscape
-    from landscape import steps
-    from landscape.analyses import optimizer_step
-    from landscape.analyses.track import threshold
 
     torch.manual_seed(0)
     model = mlp(**KW)
-    first, second = list(model.parameters())[:2], list(model.parameters())[2:]
-    opt = torch.optim.Adam([{"params": first, "betas": (0.9, 0.999)},
-                            {"params": second, "betas": (0.8, 0.999)}], lr=0.01)
-    x = torch.from_numpy(np.load(DIGITS)["x"][:20])
-    model(x).sum().backward()
+    params = list(model.parameters())
+    opt = make_optimizer(params[:2], params[2:])
+    model(torch.from_numpy(np.load(DIGITS)["x"][:20])).sum().backward()
     opt.step()
     spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
     torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                 "landscape": spec}, tmp_path / "two.pt")
-    p = landscape.open(str(tmp_path / "two.pt"), max_samples=20, device="cpu")
+    return landscape.open(str(tmp_path / "two.pt"), max_samples=20, device="cpu")
+
+
+def test_adam_threshold_is_the_one_the_preconditioned_ratio_divides_by(tmp_path):
+    """With groups of different β1, the stored threshold uses the smallest, as the ratio does."""
+    from landscape import steps
+    from landscape.analyses import optimizer_step
+    from landscape.analyses.track import threshold
+
+    p = _two_groups(tmp_path, lambda first, second: torch.optim.Adam(
+        [{"params": first, "betas": (0.9, 0.999)}, {"params": second, "betas": (0.8, 0.999)}],
+        lr=0.01))
     used = optimizer_step.adam_threshold(steps.optimizer_state(p), 0.01)[0]
     assert threshold(p, 0.01) == pytest.approx(used, rel=1e-12) == (2 + 1.6) / (0.2 * 0.01)
 
@@ -247,20 +254,9 @@ def test_adam_threshold_is_the_one_the_preconditioned_ratio_divides_by(tmp_path)
 def test_sgd_threshold_uses_the_smallest_momentum_of_the_groups(tmp_path):
     """2(1 + β)/lr is lowest for the smallest β: with groups of momentum 0.9 and 0.5 the
     threshold is 3/lr (it read the first group's 0.9: 3.8/lr, a ratio 21% too low)."""
-    import landscape
     from landscape.analyses.track import threshold
 
-    torch.manual_seed(0)
-    model = mlp(**KW)
-    first, second = list(model.parameters())[:2], list(model.parameters())[2:]
-    opt = torch.optim.SGD([{"params": first, "momentum": 0.9},
-                           {"params": second, "momentum": 0.5}], lr=0.1)
-    x = torch.from_numpy(np.load(DIGITS)["x"][:20])
-    model(x).sum().backward()
-    opt.step()
-    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
-    torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                "landscape": spec}, tmp_path / "two.pt")
-    p = landscape.open(str(tmp_path / "two.pt"), max_samples=20, device="cpu")
+    p = _two_groups(tmp_path, lambda first, second: torch.optim.SGD(
+        [{"params": first, "momentum": 0.9}, {"params": second, "momentum": 0.5}], lr=0.1))
     assert threshold(p, 0.1) == pytest.approx(3.0 / 0.1, rel=1e-12)
     assert threshold(p, 0.1, "sgd") == pytest.approx(30.0, rel=1e-12)
