@@ -162,8 +162,9 @@ def _best_reference(rows: list[Row], wl: str, question: str, tol: float) -> Row 
     """The fastest other tool's answer to ``question`` that is correct: within ``tol`` of the
     reference where there is one, else not flagged as unconverged (accuracy unchecked)."""
     pool = [r for r in rows if r.workload == wl and r.question == question and r.tool != OURS
-            and r.m.ok and "not converged" not in r.result]
-    pool = [r for r in pool if (r.accuracy <= tol if r.accuracy is not None else True)]
+            and r.m.ok]
+    pool = [r for r in pool if (r.accuracy <= tol if r.accuracy is not None
+                                else "not converged" not in r.result)]
     return min(pool, key=lambda r: r.m.seconds) if pool else None
 
 
