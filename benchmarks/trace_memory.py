@@ -1,7 +1,9 @@
 """Peak resident memory of the default ``trace`` (XTrace, 100 matvecs) on a wide MLP, and what the
 memory plan (``landscape.memplan``) expected, in this process.
 
-``PYTHONPATH=. python benchmarks/trace_memory.py [--params 4e6] [--limit-gib G]`` prints one line:
+``PYTHONPATH=. python benchmarks/trace_memory.py [--params 4e6] [--limit-gib G] [--resnet18]``
+prints one line (``--resnet18``: the CIFAR ResNet-18 layout of ``landscape.loading.zoo``, 11.2M
+parameters, on 16 random 32x32 images, the issue's case, instead of the MLP):
 P, the peak RSS above the start (Linux ``VmHWM`` after a reset through ``/proc/self/clear_refs``),
 the seconds, the matvecs of a run and the plan's note. ``--limit-gib`` pretends that only G GiB
 are free (the plan then shrinks the run or refuses). Run it with PYTHONPATH pointing at an older
@@ -30,18 +32,25 @@ def main() -> None:
     ap.add_argument("--params", type=float, default=4e6)
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--limit-gib", type=float, default=None)
+    ap.add_argument("--resnet18", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     from landscape.analyses.trace import trace
     from landscape.problem import Problem
 
-    d_in, d_out = 256, 10
-    hidden = int(args.params / (d_in + d_out + 1))
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out))
-    x = torch.randn(args.samples, d_in)
-    y = torch.randint(0, d_out, (args.samples,))
-    pr = Problem(model, x, y, loss="cross-entropy", batch_size=args.samples)
+    if args.resnet18:
+        from landscape.loading import zoo
+
+        model = zoo.resnet(width=64, blocks=(2, 2, 2, 2)).eval()
+        x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 10, (16,))
+    else:
+        d_in, d_out = 256, 10
+        hidden = int(args.params / (d_in + d_out + 1))
+        model = nn.Sequential(nn.Linear(d_in, hidden), nn.Tanh(), nn.Linear(hidden, d_out))
+        x = torch.randn(args.samples, d_in)
+        y = torch.randint(0, d_out, (args.samples,))
+    pr = Problem(model, x, y, loss="cross-entropy", batch_size=len(y))
     if args.limit_gib is not None:
         from landscape import memplan
 

@@ -45,7 +45,9 @@ def test_the_fastest_measured_block_is_kept_and_results_stand(monkeypatch, kind,
     op = CurvatureOperator(p, kind)
     out = op(V)
     assert op.blocks.size == fastest and op.blocks.how.startswith(str(fastest))
-    assert sorted(op.blocks.seconds) == list(blocking.CANDIDATES)
+    # sizes are tried up to the first one slower than the best so far
+    tried = list(blocking.CANDIDATES[:blocking.CANDIDATES.index(fastest) + 2])
+    assert sorted(op.blocks.seconds) == tried
     assert op.matvecs == 44
     ref = CurvatureOperator(p, kind, chunk=44)(V)  # the old path: one vmapped block
     assert torch.allclose(out, ref, rtol=1e-10, atol=1e-12)
@@ -104,3 +106,15 @@ def test_quick_single_products_on_a_cpu_skip_the_block_trial(monkeypatch):
     calls.clear()
     chooser.measure(lambda a, z: calls.append((a, z)), 40)
     assert (2, 4) in calls and blocking._warm  # the untimed vmap pair ran
+
+
+def test_larger_blocks_are_not_tried_once_one_is_slower(monkeypatch):
+    """A block of 4 slower per probe than single products ends the trial: 8 and 16, however
+    fast the clock would have made them, are never run as blocks."""
+    _scripted(monkeypatch, {1: 1.0, 4: 1.5, 8: 0.1, 16: 0.1})
+    p = small_problem(batch_size=40)
+    V = torch.randn(44, p.size, generator=torch.Generator().manual_seed(0), dtype=p.dtype)
+    op = CurvatureOperator(p)
+    out = op(V)
+    assert op.blocks.size == 1 and sorted(op.blocks.seconds) == [1, 4]
+    assert torch.allclose(out, V @ exact_hessian(p), rtol=1e-8, atol=1e-10)
