@@ -119,3 +119,30 @@ def test_diagonal_estimate(flat):
     est, se, _ = hutchinson_diagonal(D, probes=4)
     np.testing.assert_allclose(est, np.arange(1.0, 6.0))
     np.testing.assert_allclose(se, 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["xtrace", "hutchpp"])
+def test_a_budget_beyond_the_memory_bound_is_pooled_runs_that_fit(flat, spiky, method):
+    """60 matvecs with at most 12 in one run (the memory plan's bound): five independent runs,
+    no product block above a run's, the mean of the runs, an interval that covers the exact
+    trace at about its rate, and a spread about 1/sqrt(5) of one 12-matvec run's."""
+    fn = xtrace if method == "xtrace" else hutchpp
+    rows: list[int] = []
+
+    class Watched(DenseOperator):
+        def __call__(self, V):
+            rows.append(V.shape[0] if V.dim() > 1 else 1)
+            return super().__call__(V)
+
+    for op0, tr in (flat, spiky):
+        rows.clear()
+        op = Watched(op0.matrix)
+        r = fn(op, matvecs=60, max_run=12, seed=0)
+        assert r.matvecs == op.matvecs == 60 and r.history.shape[0] == 5
+        assert max(rows) <= 12
+        pooled = [fn(op0, matvecs=60, max_run=12, seed=s) for s in range(100)]
+        single = [fn(op0, matvecs=12, seed=s).estimate for s in range(100)]
+        hits = sum(p.ci_low <= tr <= p.ci_high for p in pooled)
+        assert hits >= 88, f"{method}: pooled 95% interval covered {hits}/100"
+        ratio = np.std([p.estimate for p in pooled]) / np.std(single)
+        assert ratio < 0.7, ratio  # 1/sqrt(5) = 0.45 expected

@@ -227,13 +227,15 @@ class _Plan:
         if chunk is not None and chunk < 1:
             raise InputError(f"`chunk` must be positive, got {chunk}")
 
-    def first_run(self) -> int:
-        """Matvecs of the first run (the adaptive Hutchinson starts with one block of 32)."""
+    def wanted(self) -> int:
+        """Matvecs of the first run as asked (the adaptive Hutchinson starts with 32)."""
         if self.probes is not None:
-            wanted = self.probes
-        else:
-            wanted = 32 if self.method == "hutchinson" and self.rtol else FIRST_RUN[self.method]
-        return wanted if self.max_run is None else min(wanted, self.max_run)
+            return self.probes
+        return 32 if self.method == "hutchinson" and self.rtol else FIRST_RUN[self.method]
+
+    def first_run(self) -> int:
+        """Matvecs of the first run, within the memory plan's ``max_run``."""
+        return self.wanted() if self.max_run is None else min(self.wanted(), self.max_run)
 
 
 def _estimate(op: _Counting, plan: _Plan, seed: int) -> Estimate:
@@ -248,7 +250,9 @@ def _estimate(op: _Counting, plan: _Plan, seed: int) -> Estimate:
         )
         return Estimate(r, _prefix_history(r.samples, conf))
     fn = est.xtrace if plan.method == "xtrace" else est.hutchpp
-    r = fn(op, matvecs=first, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap,
+    # a fixed budget beyond what fits runs as several runs that fit, averaged (linalg.trace)
+    asked = plan.wanted() if rtol is None else first
+    r = fn(op, matvecs=asked, seed=seed, rtol=rtol, confidence=conf, max_matvecs=cap,
            max_run=plan.max_run)
     return Estimate(r, r.history)
 
@@ -281,6 +285,10 @@ def trace(
         fit, note = memplan.plan_run(method, plan.first_run(), problem.size, problem.dtype,
                                      problem.device, product_rows=chunk or 16)
         plan = replace(plan, max_run=fit)
+        budget = min(plan.wanted(), max_matvecs or plan.wanted())
+        if note and rtol is None and fit < budget:
+            note += (f"; its {budget} matvecs ran as {budget // fit} independent runs of {fit}, "
+                     "averaged")
         if note:
             problem.notes.append(note)
     tally = [0]

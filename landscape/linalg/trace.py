@@ -145,11 +145,17 @@ def _adaptive(op: SymmetricOperator, run: Callable[[int, torch.Generator], Trace
     half-width is met or the next run would pass ``max_matvecs`` (the default cap is 16x
     ``matvecs``) or ``max_run`` (the largest run that fits in memory: stopped "memory").
     Only the last run is reported; ``matvecs`` counts all of them and ``history`` has one row
-    per run. A run of at least P products is replaced by the exact trace."""
+    per run. A run of at least P products is replaced by the exact trace. Without ``rtol``, a
+    budget above ``max_run`` is spent in independent runs of ``max_run``, averaged
+    (:func:`_pooled`)."""
     gen = torch.Generator().manual_seed(int(seed))
     first = matvecs if max_matvecs is None else min(matvecs, max_matvecs)
     cap = first if rtol is None else max_matvecs if max_matvecs is not None else 16 * matvecs
     spent, budget, rows = 0, min(matvecs, cap), []
+    if rtol is None and max_run is not None and max_run < budget < op.size:
+        return _pooled(run, budget // max_run, max_run, gen, confidence, progress)
+    if max_run is not None and budget < op.size:
+        budget = min(budget, max_run)
     while True:
         # a run that would span the whole space costs more than the exact trace
         res = exact_trace(op, confidence) if budget >= op.size else run(budget, gen)
@@ -173,6 +179,29 @@ def _adaptive(op: SymmetricOperator, run: Callable[[int, torch.Generator], Trace
             res.stopped = "memory"
             return res
         budget *= 2
+
+
+def _pooled(run: Callable[[int, torch.Generator], TraceResult], n: int, m: int,
+            gen: torch.Generator, confidence: float, progress: Progress | None) -> TraceResult:
+    """The mean of n independent runs of m matvecs (fresh probes each), when one run of n·m
+    would not fit in memory: stderr sqrt(Σ se_i²)/n, the t quantile on the runs' pooled
+    degrees of freedom Σ(s_i − 1) + 1 (Welch-Satterthwaite for equal stderrs; s_i the
+    run's samples); ``history`` has the running mean after each run."""
+    runs: list[TraceResult] = []
+    rows = []
+    for i in range(n):
+        runs.append(run(m, gen))
+        est = float(np.mean([r.estimate for r in runs]))
+        se = math.sqrt(sum(r.stderr ** 2 for r in runs)) / len(runs)
+        dof = sum(max(r.samples.size - 1, 1) for r in runs) + 1
+        half = _quantile(confidence, dof) * se
+        rows.append((m * (i + 1), est, half))
+        if progress is not None:
+            progress(m * (i + 1), m * n)
+    res = TraceResult(est, se, est - half, est + half, confidence,
+                      np.concatenate([r.samples for r in runs]), m * n, runs[0].method, "probes",
+                      np.array(rows, dtype=np.float64))
+    return res
 
 
 def _orth_rows(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
