@@ -62,7 +62,8 @@ def main() -> None:
     try:
         r = trace(pr, method="xtrace")
         note = getattr(r, "memory_note", "") or "-"
-        what = (f"estimate {r.estimate:.5g}, run of {r.whole.result.matvecs} matvecs; "
+        what = (f"estimate {r.estimate:.5g} (stderr {r.stderr:.3g}), "
+                f"{r.whole.result.matvecs} matvecs; "
                 f"note: {note}; block {getattr(r, 'probe_block', '-')}")
     except Exception as e:  # noqa: BLE001 - the refusal is a result
         what = f"{type(e).__name__}: {e}"
