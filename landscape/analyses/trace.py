@@ -285,12 +285,6 @@ def trace(
         fit, note = memplan.plan_run(method, plan.first_run(), problem.size, problem.dtype,
                                      problem.device, product_rows=chunk or 16)
         plan = replace(plan, max_run=fit)
-        budget = min(plan.wanted(), max_matvecs or plan.wanted())
-        if note and rtol is None and fit < budget:
-            note += (f"; its {budget} matvecs ran as {budget // fit} independent runs of {fit}, "
-                     "averaged")
-        if note:
-            problem.notes.append(note)
     tally = [0]
     total = max_matvecs if not (per_layer or diagonal) else None  # for the progress bar
 
@@ -301,6 +295,12 @@ def trace(
 
     whole_op = operator(problem)
     whole = _estimate(whole_op, plan, seed)
+    runs = whole.result.history.shape[0]
+    if note and rtol is None and runs > 1:  # a fixed budget pooled in runs that fit (linalg)
+        note += f"; its {whole.result.matvecs} matvecs ran as {runs} independent runs of " \
+                f"{plan.max_run}, averaged"
+    if note:
+        problem.notes.append(note)
     out = TraceAnalysis(whole=whole, curvature=curvature, rtol=rtol, memory_note=note,
                         max_run_matvecs=min(plan.max_run or 0, problem.size),
                         probe_block=whole_op.op.blocks.how)

@@ -189,19 +189,19 @@ def _pooled(run: Callable[[int, torch.Generator], TraceResult], n: int, m: int,
     run's samples); ``history`` has the running mean after each run."""
     runs: list[TraceResult] = []
     rows = []
-    for i in range(n):
+    for _ in range(n):
         runs.append(run(m, gen))
+        spent = sum(r.matvecs for r in runs)
         est = float(np.mean([r.estimate for r in runs]))
         se = math.sqrt(sum(r.stderr ** 2 for r in runs)) / len(runs)
         dof = sum(max(r.samples.size - 1, 1) for r in runs) + 1
         half = _quantile(confidence, dof) * se
-        rows.append((m * (i + 1), est, half))
+        rows.append((spent, est, half))
         if progress is not None:
-            progress(m * (i + 1), m * n)
-    res = TraceResult(est, se, est - half, est + half, confidence,
-                      np.concatenate([r.samples for r in runs]), m * n, runs[0].method, "probes",
-                      np.array(rows, dtype=np.float64))
-    return res
+            progress(spent, m * n)
+    return TraceResult(est, se, est - half, est + half, confidence,
+                       np.concatenate([r.samples for r in runs]), spent, runs[0].method, "probes",
+                       np.array(rows, dtype=np.float64))
 
 
 def _orth_rows(Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
