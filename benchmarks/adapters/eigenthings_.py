@@ -54,6 +54,13 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
         counter.take()
         return op
 
+    def answer(r: object, *said: str) -> Answer:
+        """Its eigenvalues, descending, the products counted, and whether it says converged."""
+        vals = np.sort(r.eigenvalues.detach().cpu().double().numpy())[::-1]
+        ok = bool(r.converged.all()) if hasattr(r.converged, "all") else bool(r.converged)
+        note = ", ".join(said + (() if ok else ("reports not converged",)))
+        return Answer(vals, counter.take(), note=note)
+
     def top(k: int, power: bool) -> Task:
         def run() -> Answer:
             op = make()
@@ -61,21 +68,21 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
                 r = he.deflated_power_iteration(op, k=k, max_iter=100, tol=s.tol, seed=s.seed)
             else:
                 r = he.lanczos(op, k=k, tol=s.tol, which="LA", seed=s.seed)
-            vals = np.sort(r.eigenvalues.detach().cpu().double().numpy())[::-1]
-            ok = bool(r.converged.all()) if hasattr(r.converged, "all") else bool(r.converged)
-            return Answer(vals, counter.take(), note="" if ok else "reports not converged")
+            return answer(r)
         return run
 
     def fewest_steps(k: int, most: int = 150) -> int:
         """The fewest Lanczos steps m at which ``lanczos(max_iter=m, reorthogonalize=True)``
         reports all k converged: its iteration (same start vector, modified Gram-Schmidt against
         every basis vector) run here one step at a time, each m tested with its own criterion
-        |β_m s_m,i| < tol |θ_i|, so the search costs m products; ``most`` when none is."""
+        |β_m s_m,i| < tol |θ_i|, so the search costs m products; the last m tried (``most``,
+        or P - 1, the most ``lanczos`` takes) when none is."""
         op = make()
         gen = torch.Generator().manual_seed(s.seed)
         v = torch.randn(op.size, dtype=op.dtype, generator=gen).to(op.device)
         basis, alphas, betas = [v / v.norm()], [], []
-        for m in range(1, min(most, op.size - 1) + 1):
+        last = min(most, op.size - 1)
+        for m in range(1, last + 1):
             av = op.matvec(basis[-1])
             if len(basis) > 1:
                 av = av - betas[-1] * basis[-2]
@@ -95,7 +102,7 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
                     return m
             betas.append(beta)
             basis.append(av / beta)
-        return most
+        return last
 
     def top_steps(k: int) -> Task:
         steps: list[int] = []  # found in the first call
@@ -105,10 +112,7 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
                 steps.append(fewest_steps(k))
             r = he.lanczos(make(), k=k, max_iter=steps[0], tol=s.tol, which="LA", seed=s.seed,
                            reorthogonalize=True)
-            vals = np.sort(r.eigenvalues.detach().cpu().double().numpy())[::-1]
-            ok = r.converged.all() if hasattr(r.converged, "all") else r.converged
-            note = f"{steps[0]} steps" + ("" if bool(ok) else ", reports not converged")
-            return Answer(vals, counter.take(), note=note)
+            return answer(r, f"{steps[0]} steps")
         return run
 
     def trace(method: str) -> Task:
