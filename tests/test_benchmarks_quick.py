@@ -129,3 +129,17 @@ def test_issue_16_targets_compare_with_the_fastest_correct_reference():
     assert slq.startswith("- **MISSED**") and "0.75" in slq and "missed by 1.25x" in slq
     hvp = next(x for x in lines if "HVP" in x)
     assert hvp.startswith("- **MISSED**") and "2.10" in hvp
+
+
+def test_product_flops_match_the_closed_form_of_a_tanh_mlp():
+    """benchmarks/product_flops.py on the quick MLP (16 -> 16 -> 4, tanh, 512 samples, one
+    batch): a gradient is the forward's two products (2 n d h + 2 n h o) plus dW2 and dh
+    (2 n h o each) and dW1 (2 n d h; the input needs no gradient), as counted by hand; the
+    graph-building gradient does the same products; the double backward costs more."""
+    from benchmarks.product_flops import floor
+
+    n, d, h, o = 512, 16, 16, 4
+    by_hand = (2 * n * d * h + 2 * n * h * o) + 2 * (2 * n * h * o) + 2 * n * d * h
+    f = floor("mlp", "quick")
+    assert f["grad"] == by_hand == f["graph"]
+    assert f["grad"] < f["kept"] < 3 * f["grad"]
