@@ -162,3 +162,50 @@ def test_stops_at_the_first_step_whose_bound_meets_tol(problem, k, tol):
     assert r.converged and np.all(r.residuals <= tol)
     short = lanczos(DenseOperator(M), k=k, tol=tol, max_steps=r.steps - 1)
     assert not short.converged and np.max(short.residuals) > tol
+
+
+class _Diagonal:
+    """diag(d) as an operator: the eigenvectors are the unit vectors, at any size."""
+
+    def __init__(self, d: torch.Tensor) -> None:
+        self.d, self.size, self.dtype = d, d.numel(), d.dtype
+        self.device, self.matvecs = d.device, 0
+
+    def __call__(self, V: torch.Tensor) -> torch.Tensor:
+        self.matvecs += V.shape[0]
+        return V * self.d
+
+
+def test_a_start_vector_is_used_and_a_bad_one_refused(problem):
+    lam, M = problem
+    top = np.linalg.eigh(M.numpy())[1][:, -1]
+    near = torch.from_numpy(top) + 1e-4 * torch.randn(M.shape[0], dtype=torch.float64,
+                                                        generator=torch.Generator().manual_seed(3))
+    started = lanczos(op := DenseOperator(M), k=1, tol=1e-8, start=3.0 * near)
+    plain = lanczos(DenseOperator(M), k=1, tol=1e-8)
+    assert abs(started.eigenvalues[0] - 80.0) < 1e-6 and abs(plain.eigenvalues[0] - 80.0) < 1e-6
+    assert op.matvecs < plain.matvecs  # 8 against 11: it started near the answer
+    for bad in (torch.zeros(M.shape[0]), torch.ones(3), torch.full((M.shape[0],), float("nan"))):
+        with pytest.raises(ValueError, match="start"):
+            lanczos(DenseOperator(M), k=1, start=bad)
+
+
+def test_a_start_along_the_second_eigenvector_can_certify_the_wrong_top():
+    """Why the default start is random: with half its weight on the second eigenvector (λ2 = 1
+    against λ1 = 1.2, the rest in [0, 0.5], P = 200,000), the residual test passes at λ2 before
+    the top eigenvector has grown from the random half, on some seeds; a random start never
+    stops there (each eigenvector starts with about the same weight)."""
+    P = 200_000
+    d = torch.rand(P, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.5
+    d[0], d[1] = 1.2, 1.0
+    tops_random, tops_biased = [], []
+    for seed in range(5):
+        r = torch.randn(P, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+        e2 = torch.zeros(P, dtype=torch.float64)
+        e2[1] = 1.0
+        tops_random.append(lanczos(_Diagonal(d), k=1, tol=1e-3, seed=seed).eigenvalues[0])
+        biased = lanczos(_Diagonal(d), k=1, tol=1e-3, start=r / r.norm() + e2)
+        assert biased.converged
+        tops_biased.append(biased.eigenvalues[0])
+    assert np.allclose(tops_random, 1.2, rtol=1e-3)
+    assert any(abs(t - 1.0) < 1e-3 for t in tops_biased)  # "converged", 17% low

@@ -123,6 +123,7 @@ def lanczos(
     progress: Progress | None = None,
     basis_on_host: bool | None = None,
     max_rows: int | None = None,
+    start: torch.Tensor | None = None,
 ) -> EigResult:
     """k extreme eigenpairs of ``op`` (see :func:`select_indices` for ``which``).
 
@@ -130,7 +131,10 @@ def lanczos(
     few steps) or until ``max_steps`` steps (default: up to min(P, 500)); ``converged`` says
     which happened, and ``residuals`` are reported either way. With k >= P (or P steps) the
     whole spectrum is returned exactly. The start vector comes from a CPU generator seeded
-    with ``seed``. ``progress(matvecs, max_steps)`` is called after every step. The Krylov
+    with ``seed``, unless ``start`` (P,) is given (normalised here). A start biased towards
+    some eigenvectors can let the residual test certify a Ritz pair that is not the wanted
+    extreme one (benchmarks/start_vector.py): the random default is the safe one.
+    ``progress(matvecs, max_steps)`` is called after every step. The Krylov
     basis grows on the op's device and spills later segments to the host when the GPU runs
     short (:mod:`landscape.linalg.basis`); ``basis_on_host`` True/False forces one place.
     ``max_rows`` bounds the basis (default: what fits in free memory, ``rows_that_fit``);
@@ -163,7 +167,13 @@ def lanczos(
 
     alphas: list[float] = []
     betas: list[float] = []  # betas[j] couples v_j and v_{j+1}; 0 at a restart
-    v = _random_vector(gen, P, dtype, device)
+    if start is None:
+        v = _random_vector(gen, P, dtype, device)
+    else:
+        v = start.detach().reshape(-1).to(device=device, dtype=torch.float64)
+        if v.numel() != P or not bool(torch.isfinite(v).all()) or float(v.norm()) == 0.0:
+            raise ValueError(f"start must be a finite, non-zero vector of length {P}")
+        v = (v / v.norm()).to(dtype)
     anorm, block_start, matvecs = 0.0, 0, 0
     before_block: np.ndarray | None = None  # wanted values before the current block
     converged = near = False
