@@ -143,3 +143,11 @@ def test_product_flops_match_the_closed_form_of_a_tanh_mlp():
     f = floor("mlp", "quick")
     assert f["grad"] == by_hand == f["graph"]
     assert f["grad"] < f["kept"] < 3 * f["grad"]
+
+
+@pytest.mark.parametrize("name", ["mlp", "resnet", "gpt"])
+def test_product_flops_on_shape_only_tensors_match_the_computed_ones(name):
+    """--meta (how the GPU sizes are counted on a CPU) counts what the real pass does."""
+    from benchmarks.product_flops import floor, floor_meta
+
+    assert floor_meta(name, "quick") == floor(name, "quick")
