@@ -4,9 +4,12 @@ A block of k probes through ``vmap`` shares one forward pass but pays vmap's bat
 k times the tangents' memory; on a CPU that was slower per probe than k single double-backward
 products for the MLP and GPT of issue 16 (and 7x the memory on a 470k-parameter GPT), on a GPU
 faster. Neither a fixed size nor the device type decides it, so the first multi-probe call of an
-operator times its own first rows on the first batch: one row alone (after one untimed row that
-builds the kept gradient graph and, given rows enough, an untimed pair through vmap, whose first
-call in a process costs seconds), then blocks of 4, 8, 16 (32 on a GPU) while rows remain and
+operator times its own first rows on the first batch: one row alone, twice, keeping the quicker
+(after one untimed row that builds the kept gradient graph and, given rows enough, an untimed
+pair through vmap, whose first call in a process costs seconds; on a shared CPU one timing of a
+1.9M-parameter GPT's product read 725 ms where the next run's read 580, and a block of 8 won
+at 619 ms with 2.9x the memory and a slower trace), then blocks of 4, 8, 16 (32 on a GPU) while
+rows remain and
 each is no more than 10% slower per probe than the best so far (ResNet-18 on a CPU took 2.8 s a
 probe alone, 4.4 in a block of 4, and trying 8 and 16 cost a minute of a 7-minute trace), and
 keeps the size with the least time per probe for the rest of its work, a larger one only when
@@ -88,6 +91,11 @@ class BlockChooser:
                 self.how = (f"1 (single products take {1e3 * self.seconds[1]:.3g} ms on the CPU: "
                             "a block would not repay vmap's first call in this process)")
                 return a
+            if a + 1 <= k and len(self.candidates) > 1:  # a second timing: the quicker counts
+                t0 = self._tick()
+                rows(a, a + 1)
+                self.seconds[1] = min(self.seconds[1], self._tick() - t0)
+                a += 1
         if k >= a + 2 + 4 and len(self.candidates) > 1:  # untimed: vmap's first call
             rows(a, a + 2)
             a += 2
