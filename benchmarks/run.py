@@ -7,7 +7,8 @@
     python benchmarks/run.py --combine part1.pkl part2.pkl   # one section from several runs
 
 Reference tools come from a separate environment (``benchmarks/requirements.txt``); a tool that
-is not installed is skipped with a note. See ``benchmarks/README.md``.
+is not installed is skipped with a note, or stops the run (exit 2) when ``--tools`` names it.
+See ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
@@ -69,7 +70,13 @@ def run_workloads(args: argparse.Namespace, s: Settings, device: torch.device
         if a.available():
             versions[a.NAME] = a.version()
         else:
-            notes.append(f"{a.NAME}: not installed, skipped (see benchmarks/requirements.txt)")
+            note = f"{a.NAME}: not installed, skipped (see benchmarks/requirements.txt)"
+            log(note)
+            if args.tools:  # named on the command line: a run without it would not answer
+                log(f"error: --tools names {a.NAME}, which this Python ({sys.executable}) "
+                    "cannot import")
+                raise SystemExit(2)
+            notes.append(note)
     rows: list[Row] = []
     refs: dict[str, str] = {}
     for w in workloads:

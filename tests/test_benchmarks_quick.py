@@ -151,3 +151,17 @@ def test_product_flops_on_shape_only_tensors_match_the_computed_ones(name):
     from benchmarks.product_flops import floor, floor_meta
 
     assert floor_meta(name, "quick") == floor(name, "quick")
+
+
+def test_a_reference_tool_named_but_not_installed_stops_the_run(monkeypatch, tmp_path, capsys):
+    """`--tools pyhessian` where it cannot be imported exits 2 before measuring anything (a long
+    run would otherwise time landscape alone and say so only in the page's notes)."""
+    from benchmarks import run
+    from benchmarks.adapters import pyhessian_
+
+    monkeypatch.setattr(pyhessian_, "available", lambda: False)
+    out = tmp_path / "page.md"
+    with pytest.raises(SystemExit) as exc:
+        run.main(["--quick", "--tools", "landscape", "pyhessian", "--out", str(out)])
+    assert exc.value.code == 2 and not out.exists()
+    assert "--tools names pyhessian" in capsys.readouterr().err
