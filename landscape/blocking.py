@@ -3,20 +3,19 @@
 A block of k probes through ``vmap`` shares one forward pass but pays vmap's batching rules and
 k times the tangents' memory; on a CPU that was slower per probe than k single double-backward
 products for the MLP and GPT of issue 16 (and 7x the memory on a 470k-parameter GPT), on a GPU
-faster. Neither a fixed size nor the device type decides it, so the first multi-probe call of an
-operator times its own first rows on the first batch: one row alone, twice, keeping the quicker
-(after one untimed row that builds the kept gradient graph and, given rows enough, an untimed
-pair through vmap, whose first call in a process costs seconds; on a shared CPU one timing of a
-1.9M-parameter GPT's product read 725 ms where the next run's read 580, and a block of 8 won
-at 619 ms with 2.9x the memory and a slower trace), then blocks of 4, 8, 16 (32 on a GPU) while
-rows remain and
-each is no more than 10% slower per probe than the best so far (ResNet-18 on a CPU took 2.8 s a
-probe alone, 4.4 in a block of 4, and trying 8 and 16 cost a minute of a 7-minute trace), and
-keeps the size with the least time per probe for the rest of its work, a larger one only when
-it beats the smaller by 10% (one timing on a shared machine is noisy, and a block of 16 held
-11x the memory of single products on the 466k GPT for about the same time per probe, 0.53 s
-against 0.45 s). Sizes are capped by the memory plan (:mod:`landscape.memplan`: PRODUCT_VECTORS
-P-vectors a probe) and by ``chunk``.
+faster. Neither a fixed size nor the device type decides it, so the first multi-probe call of
+an operator times its own first rows on the first batch: one row alone, twice, keeping the
+quicker (after one untimed row that builds the kept gradient graph and, given rows enough, an
+untimed pair through vmap, whose first call in a process costs seconds; on a shared CPU one
+timing of a 1.9M-parameter GPT's product read 725 ms where the next run's read 580, and a block
+of 8 won at 619 ms with 2.9x the memory and a slower trace), then blocks of 4, 8, 16 (32 on a
+GPU) while rows remain and each is no more than 10% slower per probe than the best so far
+(ResNet-18 on a CPU took 2.8 s a probe alone, 4.4 in a block of 4, and trying 8 and 16 cost a
+minute of a 7-minute trace), and keeps the size with the least time per probe for the rest of
+its work, a larger one only when it beats the smaller by 10% (one timing on a shared machine is
+noisy, and a block of 16 held 11x the memory of single products on the 466k GPT for about the
+same time per probe, 0.53 s against 0.45 s). Sizes are capped by the memory plan
+(:mod:`landscape.memplan`: PRODUCT_VECTORS P-vectors a probe) and by ``chunk``.
 On a CPU, a single product quicker than ``QUICK_SECONDS`` ends the measurement at size 1 unless
 ``torch.func`` has already run in this process: the first vmapped product in a process costs
 0.4-3.7 s here (transform set-up), more than a block could save over a few hundred products of
