@@ -113,9 +113,13 @@ def _run(argv: list[str]) -> int:
         )
         return 2
     except click.ClickException as e:
+        if interrupt.state.received:
+            return _interrupted()
         click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
     except LandscapeError as e:
+        if interrupt.state.received:
+            return _interrupted()
         if type(e).__name__ != "PeerError":  # the failing rank has said why
             click.echo(f"landscape: error: {config.annotate(flagify(str(e)), argv)}", err=True)
         return e.exit_code
@@ -123,9 +127,19 @@ def _run(argv: list[str]) -> int:
         interrupt.say()
         return interrupt.EXIT_STATUS
     except Exception:  # a bug in landscape, not bad input: show everything
+        if interrupt.state.received:
+            return _interrupted()
         traceback.print_exc()
         click.echo("landscape: internal error (please report it with the traceback)", err=True)
         return 4
+
+
+def _interrupted() -> int:
+    """An error raised after a Ctrl-C is the Ctrl-C's doing, not bad input or a bug: a C
+    extension whose import the signal cut short raises ``ImportError: initialization failed``,
+    and a loader may wrap the ``Interrupted`` into its own error. Say the one line."""
+    interrupt.say()
+    return interrupt.EXIT_STATUS
 
 
 def entry() -> None:

@@ -152,3 +152,24 @@ def test_sigint_at_random_moments_of_a_real_run(tmp_path) -> None:
             continue
         _assert_clean(proc.returncode, stderr, f"{where}/")
     assert interrupted >= 6  # a run may still end first on a loaded machine: not checked
+
+
+@pytest.mark.parametrize("error", [ImportError("initialization failed"), ValueError("bad file")])
+def test_ctrl_c_turned_into_another_error_still_exits_130(tmp_path, monkeypatch, error) -> None:
+    """A SIGINT during a C extension's import (scipy's, say) comes out as ``ImportError:
+    initialization failed``; a library may wrap it into its own error. Either is the Ctrl-C's
+    doing: no traceback, no 'internal error', exit 130."""
+    monkeypatch.chdir(tmp_path)
+
+    def draw(content, path, **options):  # noqa: ANN001
+        try:
+            _kill_self()
+            for _ in range(10_000):
+                pass
+        except BaseException:
+            raise error from None
+
+    monkeypatch.setattr(landscape.plots, "draw", draw)
+    done = run_cli(*RUN)
+    _assert_clean(done.code, done.stderr, "")
+    assert "internal error" not in done.stderr and "error:" not in done.stderr
