@@ -56,6 +56,46 @@ def test_evaluate_uses_the_combined_interval_only_for_estimates():
     assert not evaluate(rule[:1], value, base)[0].passed
 
 
+def _trace_summary(samples: np.ndarray) -> dict:
+    """A trace result as ``landscape trace`` records one: the mean, its standard error and the
+    Student-t interval."""
+    from landscape.intervals import t_interval
+
+    i = t_interval(samples)
+    return {"trace": {"estimate": i.mean, "stderr": i.stderr, "ci_low": i.low, "ci_high": i.high,
+                      "confidence": 0.95}}
+
+
+def test_a_rule_fails_exactly_outside_the_interval_its_command_printed():
+    samples = np.array([1.0, 2.0, 3.0, 4.0, 5.0])  # mean 3, se sqrt(2.5/5)
+    summary = _trace_summary(samples)
+    se = (2.5 / 5) ** 0.5
+    inside = evaluate(parse_rules([f"trace.estimate <= {3 - 2.3 * se}"]), summary)[0]
+    assert inside.passed and "inside" in inside.note  # 2.3 se: beyond z = 1.96, inside t_4
+    assert inside.half_width == pytest.approx(2.7764 * se, rel=1e-4)  # t_{0.975, 4}
+    outside = evaluate(parse_rules([f"trace.estimate <= {3 - 2.8 * se}"]), summary)[0]
+    assert not outside.passed and "beyond" in outside.note
+
+
+def test_false_alarms_on_an_unchanged_trace_stay_at_the_level():
+    """A 5-probe trace whose true value equals the threshold fails a one-sided 95% rule 2.5% of
+    the time (6.1% with the normal quantile); against a baseline of the same trace, no more."""
+    rng = np.random.default_rng(0)
+    trials, n, mu = 4000, 5, 10.0
+    alone = parse_rules([f"trace.estimate <= {mu}"])
+    paired = parse_rules(["trace.estimate <= 1.0 * baseline"])
+    fails_alone = fails_paired = 0
+    for _ in range(trials):
+        value = _trace_summary(rng.normal(mu, 1.0, n))
+        base = _trace_summary(rng.normal(mu, 1.0, n))
+        fails_alone += not evaluate(alone, value)[0].passed
+        fails_paired += not evaluate(paired, value, base)[0].passed
+    sd = (0.025 * 0.975 / trials) ** 0.5
+    print(f"false alarms: alone {fails_alone / trials:.4f}, paired {fails_paired / trials:.4f}")
+    assert abs(fails_alone / trials - 0.025) < 4 * sd
+    assert 0.002 < fails_paired / trials < 0.025 + 4 * sd
+
+
 def test_holding_rule_exits_0_failing_rule_exits_1_with_reports(tmp_path, monkeypatch):
     from markdown_it import MarkdownIt
 

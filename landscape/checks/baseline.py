@@ -3,9 +3,13 @@
 A statistical estimate (a metric with a standard error: ``trace.estimate`` with ``trace.stderr``,
 the SLQ ``spectrum.trace`` with ``spectrum.trace_stderr``, any ``X`` with a sibling ``X_stderr``)
 fails a rule only when the difference from the threshold T(b) lies beyond the combined interval
-z · sqrt(se_value² + (dT/db · se_baseline)²), z the normal quantile of the confidence level
-(the standard error of a difference of independent estimates; a rule without ``baseline`` has
-only the value's own error). Every other metric is compared as it is.
+sqrt((q_v · se_value)² + (q_b · dT/db · se_baseline)²): each estimate's own half-width, added in
+quadrature as for a difference of independent estimates. q is the quantile the result's interval
+was built with ((ci_high - ci_low) / 2se: Student-t on n - 1 degrees of freedom for a trace of n
+probes, 2.78 at n = 5), or the normal quantile z where no interval is recorded. A rule without
+``baseline`` thus fails exactly when the threshold lies beyond the interval its command printed.
+(With z in place of t, a 5-probe trace equal to its threshold failed 6% of the time, not 2.5%.)
+Every other metric is compared as it is.
 """
 
 from __future__ import annotations
@@ -35,6 +39,25 @@ def stderr_of(summary: dict[str, Any] | None, metric: str) -> float | None:
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
+    return None
+
+
+def quantile_of(summary: dict[str, Any] | None, metric: str, se: float | None) -> float | None:
+    """The quantile the result's own interval for ``metric`` was built with, (ci_high - ci_low)
+    / 2se, or None where no interval is recorded."""
+    if summary is None or not se:
+        return None
+    head, _, leaf = metric.rpartition(".")
+    stems = [f"{metric}_"] + ([f"{head}."] if leaf == "estimate" else [])
+    for stem in stems:
+        try:
+            low, high = lookup(summary, stem + "ci_low"), lookup(summary, stem + "ci_high")
+        except KeyError:
+            continue
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
+            q = (float(high) - float(low)) / (2 * se)
+            if math.isfinite(q) and q > 0:
+                return q
     return None
 
 
@@ -70,8 +93,8 @@ class Outcome:
                 for k, v in asdict(self).items()}
 
 
-def _interval(x: float, se: float | None, z: float) -> str:
-    return f"{x:.6g}" if se is None else f"{x:.6g} ± {z * se:.3g}"
+def _interval(x: float, se: float | None, q: float) -> str:
+    return f"{x:.6g}" if se is None else f"{x:.6g} ± {q * se:.3g}"
 
 
 def evaluate_rule(rule: Rule, summary: dict[str, Any], baseline: dict[str, Any] | None = None,
@@ -98,11 +121,13 @@ def evaluate_rule(rule: Rule, summary: dict[str, Any], baseline: dict[str, Any] 
         return out
     out.confidence = _confidence(summary, rule.metric)
     z = NormalDist().inv_cdf((1 + out.confidence) / 2)
-    out.half_width = z * math.sqrt((out.stderr or 0.0) ** 2 + (se_b or 0.0) ** 2)
+    q_v = quantile_of(summary, rule.metric, out.stderr) or z
+    q_b = quantile_of(baseline, rule.metric, out.baseline_stderr) or z
+    out.half_width = math.hypot(q_v * (out.stderr or 0.0), q_b * (se_b or 0.0))
     pct = f"{100 * out.confidence:g}%"
-    both = f"value {_interval(value, out.stderr, z)}"
+    both = f"value {_interval(value, out.stderr, q_v)}"
     if b is not None:
-        both += f", baseline {_interval(b, out.baseline_stderr, z)}"
+        both += f", baseline {_interval(b, out.baseline_stderr, q_b)}"
     if out.passed:
         out.note = f"holds ({pct} intervals: {both})"
         return out
