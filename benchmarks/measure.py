@@ -104,7 +104,9 @@ def measure(task: Callable[[], Answer], device: torch.device, repeats: int = 5,
             warmup: int = 1, max_seconds: float | None = None) -> Measurement:
     """Run ``task`` ``warmup`` times, then ``repeats`` timed times (see module doc); with
     ``max_seconds``, fewer timed runs (at least one) when the warm-up says all of them would
-    take longer than that, and none beyond the warm-up when it alone took longer."""
+    take longer than that, and none beyond the warm-up when it alone took longer, unless the
+    task has ``prepares = True`` (its first call does set-up work a timed call must not hold,
+    as eigenthings' step-count search does)."""
     return measure_together([task], device, repeats, warmup, max_seconds)[0]
 
 
@@ -123,7 +125,8 @@ def measure_together(tasks: list[Callable[[], Answer]], device: torch.device, re
             elif i >= warmup:
                 st.times.append(elapsed)
                 st.peak, st.answer = max(st.peak, peak), answer
-            elif i == warmup - 1 and max_seconds is not None and elapsed > max_seconds:
+            elif (i == warmup - 1 and max_seconds is not None and elapsed > max_seconds
+                  and not getattr(task, "prepares", False)):
                 st.times, st.peak, st.answer, st.total = [elapsed], peak, answer, i + 1
             else:
                 st.answer = answer
