@@ -114,6 +114,7 @@ def tasks(w: Workload, s: Settings) -> dict[str, Task]:
                            reorthogonalize=True)
             return answer(r, f"{steps[0]} steps")
         run.prepares = True  # the search is the warm-up's: never time the first call
+        run.fewest = lambda: fewest_steps(k)  # the count alone (benchmarks/topk_seeds.py)
         return run
 
     def trace(method: str) -> Task:
