@@ -21,20 +21,14 @@ from typing import Any
 
 from .rules import Rule, lookup, number
 
-STDERR = {"trace.estimate": "trace.stderr", "spectrum.trace": "spectrum.trace_stderr"}
 
-
-def stderr_of(summary: dict[str, Any] | None, metric: str) -> float | None:
-    """The standard error recorded for ``metric`` in ``summary``, or None for an exact number."""
-    if summary is None:
-        return None
+def _sibling(summary: dict[str, Any], metric: str, name: str) -> float | None:
+    """The finite number recorded beside ``metric`` as ``name``: ``X_name`` for a metric ``X``,
+    or ``name`` in the same group for an ``estimate``; None where there is none."""
     head, _, leaf = metric.rpartition(".")
-    paths = [STDERR.get(metric), f"{metric}_stderr"]
-    if leaf == "estimate":
-        paths.append(f"{head}.stderr")
-    for path in paths:
+    for path in [f"{metric}_{name}"] + ([f"{head}.{name}"] if leaf == "estimate" else []):
         try:
-            value = lookup(summary, path) if path else None
+            value = lookup(summary, path)
         except KeyError:
             continue
         if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -42,23 +36,21 @@ def stderr_of(summary: dict[str, Any] | None, metric: str) -> float | None:
     return None
 
 
+def stderr_of(summary: dict[str, Any] | None, metric: str) -> float | None:
+    """The standard error recorded for ``metric`` in ``summary``, or None for an exact number."""
+    return None if summary is None else _sibling(summary, metric, "stderr")
+
+
 def quantile_of(summary: dict[str, Any] | None, metric: str, se: float | None) -> float | None:
     """The quantile the result's own interval for ``metric`` was built with, (ci_high - ci_low)
     / 2se, or None where no interval is recorded."""
     if summary is None or not se:
         return None
-    head, _, leaf = metric.rpartition(".")
-    stems = [f"{metric}_"] + ([f"{head}."] if leaf == "estimate" else [])
-    for stem in stems:
-        try:
-            low, high = lookup(summary, stem + "ci_low"), lookup(summary, stem + "ci_high")
-        except KeyError:
-            continue
-        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (low, high)):
-            q = (float(high) - float(low)) / (2 * se)
-            if math.isfinite(q) and q > 0:
-                return q
-    return None
+    low, high = _sibling(summary, metric, "ci_low"), _sibling(summary, metric, "ci_high")
+    if low is None or high is None:
+        return None
+    q = (high - low) / (2 * se)
+    return q if math.isfinite(q) and q > 0 else None
 
 
 def _confidence(summary: dict[str, Any], metric: str) -> float:
