@@ -97,13 +97,29 @@ def _run(argv: list[str]) -> int:
             )
     except click.exceptions.Exit as e:
         return e.exit_code
-    except interrupt.Interrupted:
-        interrupt.say()
-        return interrupt.EXIT_STATUS
+    except (interrupt.Interrupted, KeyboardInterrupt):
+        return _interrupted()
     except click.Abort as e:  # a KeyboardInterrupt click caught (not our SIGINT handler's)
         interrupt.say(None if isinstance(e.__context__, KeyboardInterrupt) else "aborted")
         return interrupt.EXIT_STATUS
-    except click.UsageError as e:
+    except Exception as e:
+        if interrupt.state.received:  # the Ctrl-C's doing, whatever error it came out as
+            return _interrupted()
+        return _report(e, config, argv)
+
+
+def _interrupted() -> int:
+    """Ctrl-C: its one line, exit 130. An error raised after one is the Ctrl-C's doing, not bad
+    input or a bug: a C extension whose import the signal cut short raises ``ImportError:
+    initialization failed``, and a loader may wrap the ``Interrupted`` into its own error."""
+    interrupt.say()
+    return interrupt.EXIT_STATUS
+
+
+def _report(e: Exception, config: Config, argv: list[str]) -> int:
+    """One line on stderr and exit 2 (bad usage or input; 3 numerical) for an error the user can
+    act on; the traceback and exit 4 for anything else, a bug in landscape."""
+    if isinstance(e, click.UsageError):
         where = e.ctx.command_path if e.ctx else "landscape"
         param = getattr(e, "param", None)
         path = config.source(argv, param.name if param is not None else None)
@@ -112,34 +128,16 @@ def _run(argv: list[str]) -> int:
             f"{where}: error: {e.format_message()}{origin} (see '{where} --help')", err=True
         )
         return 2
-    except click.ClickException as e:
-        if interrupt.state.received:
-            return _interrupted()
+    if isinstance(e, click.ClickException):
         click.echo(f"landscape: error: {e.format_message()}", err=True)
         return 2
-    except LandscapeError as e:
-        if interrupt.state.received:
-            return _interrupted()
+    if isinstance(e, LandscapeError):
         if type(e).__name__ != "PeerError":  # the failing rank has said why
             click.echo(f"landscape: error: {config.annotate(flagify(str(e)), argv)}", err=True)
         return e.exit_code
-    except KeyboardInterrupt:
-        interrupt.say()
-        return interrupt.EXIT_STATUS
-    except Exception:  # a bug in landscape, not bad input: show everything
-        if interrupt.state.received:
-            return _interrupted()
-        traceback.print_exc()
-        click.echo("landscape: internal error (please report it with the traceback)", err=True)
-        return 4
-
-
-def _interrupted() -> int:
-    """An error raised after a Ctrl-C is the Ctrl-C's doing, not bad input or a bug: a C
-    extension whose import the signal cut short raises ``ImportError: initialization failed``,
-    and a loader may wrap the ``Interrupted`` into its own error. Say the one line."""
-    interrupt.say()
-    return interrupt.EXIT_STATUS
+    traceback.print_exc()
+    click.echo("landscape: internal error (please report it with the traceback)", err=True)
+    return 4
 
 
 def entry() -> None:
