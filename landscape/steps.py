@@ -17,6 +17,7 @@ from .analyses import directions as dirs
 from .errors import InputError
 from .loading.checkpoints import Checkpoint
 from .loading.optimizer import OptimizerState, read_optimizer
+from .loading.optimizer_kind import NAMES, kind_of
 from .problem import Problem
 from .session import _origin, weights_like
 
@@ -40,8 +41,15 @@ def optimizer_state(problem: Problem, kind: str = "auto", optimizer_order: str |
     shapes = {n: tuple(p.shape) for n, p in problem.model.named_parameters()}
     state = read_optimizer(sd, shapes, kind=kind, order=optimizer_order)
     if state is not None:
-        problem.notes.extend(state.notes)
-    return state
+        problem.notes.extend(n for n in state.notes if n not in problem.notes)
+        return state
+    other = kind_of(sd)
+    if other not in (None, "adam", "sgd"):
+        note = (f"the optimizer state is {NAMES.get(other, 'an unknown optimizer')}'s, and only "
+                "Adam/AdamW and SGD states are read: it is not used")
+        if note not in problem.notes:
+            problem.notes.append(note)
+    return None
 
 
 def update(

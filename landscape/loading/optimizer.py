@@ -14,6 +14,7 @@ from typing import Any
 from torch import Tensor
 
 from landscape.errors import InputError
+from landscape.loading.optimizer_kind import optimizer_kind, state_keys
 from landscape.loading.optimizer_order import resolve_order
 
 KINDS = ("auto", "adam", "adamw")
@@ -102,14 +103,6 @@ def _hyper(group: dict) -> Hyper:
     )
 
 
-def _family(entries: list[dict]) -> str | None:
-    if any("exp_avg" in e for e in entries):
-        return "adam"
-    if any("momentum_buffer" in e for e in entries):
-        return "sgd"
-    return None
-
-
 def _adam_kind(groups: list[dict], kind: str, notes: list[str]) -> str:
     if kind != "auto":
         return kind
@@ -131,7 +124,8 @@ def read_optimizer(
     order: str | None = None,
 ) -> OptimizerState | None:
     """The state of an Adam/AdamW or momentum-SGD ``torch.optim`` state dict by parameter name,
-    or None where it holds no moments (SGD without momentum, no step taken yet).
+    or None where it holds no moments (SGD without momentum, no step taken yet) or another
+    optimizer's (RMSprop, NAdam, RAdam, Adamax...: ``optimizer_kind.kind_of`` names it).
 
     ``named_shapes`` are the model's parameters in ``named_parameters()`` order. ``kind``
     ('auto', 'adam', 'adamw') overrides Adam versus AdamW; ``order`` ('model', 'nanogpt',
@@ -147,8 +141,8 @@ def read_optimizer(
     if stray:
         raise InputError(f"optimizer state has index {stray[0]} that no param group lists")
     entries = [state.get(i) if isinstance(state.get(i), dict) else {} for i in indices]
-    family = _family(entries)
-    if family is None:
+    family = optimizer_kind({k for e in entries for k in e}, groups)
+    if family not in ("adam", "sgd"):  # no moments, or another optimizer's (optimizer_kind)
         return None
     notes: list[str] = []
     moments = [[e[k] for k in _MOMENTS if isinstance(e.get(k), Tensor)] for e in entries]
@@ -194,14 +188,11 @@ def read_optimizer(
 def describe_optimizer(optimizer_sd: dict) -> dict[str, Any]:
     """A JSON-friendly summary of an optimizer state dict (for ``landscape inspect``)."""
     state, groups = _groups(optimizer_sd)
-    keys = sorted({k for entry in state.values() if isinstance(entry, dict) for k in entry})
+    keys = sorted(state_keys(state))
     steps = [_num(e["step"]) for e in state.values() if isinstance(e, dict) and "step" in e]
-    if "exp_avg" in keys:
-        kind = "adamw" if any(g.get("decoupled_weight_decay") for g in groups) else "adam"
-    elif "momentum_buffer" in keys:
-        kind = "sgd"
-    else:
-        kind = "unknown"
+    kind = optimizer_kind(set(keys), groups) or "unknown"
+    if kind == "adam" and any(g.get("decoupled_weight_decay") for g in groups):
+        kind = "adamw"
     hyper = [
         {
             k: v
