@@ -42,8 +42,11 @@ def _optimizer_kind(problem) -> str:  # noqa: ANN001 - a Problem opened from a c
 def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
     """λ_max against each edge-of-stability threshold, with the β and lr it was computed from.
 
-    ``optimizer`` is the kind of the checkpoint's optimizer state ('adam', 'adamw', 'sgd', '').
+    ``optimizer`` is the kind of the checkpoint's optimizer state ('adam', 'adamw', 'sgd',
+    another's name as ``optimizer_kind`` gives it, or '').
     """
+    from landscape.loading.optimizer_kind import NAMES
+
     lines = []
     if r.eos_ratio is not None:
         lines.append(
@@ -57,6 +60,11 @@ def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
             lines.append(
                 f"  the checkpoint holds {optimizer} state: this plain-GD threshold is not "
                 f"Adam's; {where}"
+            )
+        elif optimizer not in ("sgd", "unknown", ""):
+            lines.append(
+                f"  the checkpoint holds {NAMES.get(optimizer, optimizer)} state: its edge of "
+                "stability is not plain GD's, and landscape knows no threshold for it"
             )
     if r.preconditioned:
         pc = r.preconditioned

@@ -25,9 +25,11 @@ import numpy as np
 from .. import steps as _steps
 from ..curvature import make_operator
 from ..errors import InputError
+from ..loading.optimizer_kind import NAMES, kind_of
 from ..problem import Problem
 from ..results import Result, RunInfo, read_result, write_result
 from .ghost import ghost as _ghost
+from .optimizer_step import adam_threshold
 from .sharpness import preconditioned
 from .spectrum import spectrum as _spectrum
 from .trace import trace as _trace
@@ -92,18 +94,30 @@ class TrackResult(Result):
 
 
 def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
-    """The stability threshold on λ_max for ``lr`` (see the module docstring)."""
-    state = getattr(getattr(problem, "origin", None), "checkpoint", None)
-    sd = (state.optimizer if state is not None else None) or {}
-    groups = sd.get("param_groups") or [{}]
-    is_adam = any("exp_avg" in s for s in (sd.get("state") or {}).values() if isinstance(s, dict))
-    kind = optimizer if optimizer != "auto" else ("adam" if is_adam else "sgd")
-    if kind == "adam":  # the smallest β1 of the groups, as the preconditioned ratio uses it
-        b1 = min(float((g.get("betas") or (0.9, 0.999))[0])
-                 for g in groups)  # (optimizer_step.adam_threshold)
-        return (2 + 2 * b1) / ((1 - b1) * lr)
-    if kind != "sgd":
+    """The stability threshold on λ_max for ``lr`` (see the module docstring).
+
+    Adam's is read from the same parsed state as the preconditioned λ_max it divides
+    (``optimizer_step.adam_threshold``); SGD's from the momentum of the groups that hold
+    parameters. ``auto`` on another optimizer's state (RMSprop, NAdam, ...) is an error: its
+    edge is neither rule's.
+    """
+    if optimizer not in ("auto", "sgd", "adam"):
         raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
+    sd = getattr(getattr(getattr(problem, "origin", None), "checkpoint", None), "optimizer", None)
+    if optimizer != "sgd":
+        state = _steps.optimizer_state(problem) if sd else None
+        if state is not None and state.is_adam:
+            return adam_threshold(state, lr)[0]
+        if optimizer == "adam":
+            raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
+                             "its threshold, and this checkpoint holds no Adam state "
+                             "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
+        other = kind_of(sd)
+        if other not in (None, "sgd"):
+            raise InputError(f"the optimizer state is {NAMES.get(other, 'an unknown optimizer')}"
+                             "'s, whose edge of stability is neither SGD's nor Adam's: pass "
+                             "`optimizer` sgd to compare lambda_max with (2+2*momentum)/lr")
+    groups = [g for g in (sd or {}).get("param_groups") or [] if g.get("params")] or [{}]
     # groups of different momentum: the smallest, whose threshold is the lowest (as for Adam)
     return (2 + 2 * min(float(g.get("momentum", 0.0) or 0.0) for g in groups)) / lr
 
@@ -139,18 +153,15 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         spent += r.matvecs
     if "eos_ratio" in metrics and lr is not None:
         kind = o.get("optimizer", "auto")
+        limit = threshold(problem, lr, kind)
         adam = _steps.optimizer_state(problem) if kind in ("auto", "adam") else None
         if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
             op = make_operator(problem, "hessian", seed=seed)
             pc = preconditioned(problem, op, adam, lr, seed=seed + 1)
             out["lambda_max_preconditioned"], out["eos_ratio"] = pc["lambda_max"], pc["ratio"]
             spent += op.matvecs
-        elif kind == "adam":
-            raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
-                             "its threshold, and this checkpoint holds no Adam state "
-                             "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
         else:
-            out["eos_ratio"] = out["lambda_max"] / threshold(problem, lr, kind)
+            out["eos_ratio"] = out["lambda_max"] / limit
     return {k: v for k, v in out.items() if any(k in COLUMNS[m] for m in metrics)}, spent
 
 
