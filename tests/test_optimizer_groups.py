@@ -323,3 +323,27 @@ def test_cli_ambiguous_order_exits_2_and_the_flag_settles_it(tmp_path):
     r = run_cli("ghost", path, "--optimizer-order", "hf", *common)
     assert r.code == 0, r.stderr
     assert r.json()["ghost"]["tau"] == pytest.approx(float(real.norm()), rel=1e-6)
+
+
+def test_state_keyed_by_name_is_read_by_its_names():
+    """torch.distributed.checkpoint's (and FSDP's) optimizer state is keyed by parameter name.
+    Given the parameters as [layer 2, layer 0, layer 4], every shape fits model order too: read
+    by shape, layer 2's moments went to layer 0 without a word."""
+    dcp = pytest.importorskip("torch.distributed.checkpoint.state_dict")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6), nn.Tanh(), nn.Linear(6, 6))
+    named = dict(model.named_parameters())
+    given = ["2.weight", "2.bias", "0.weight", "0.bias", "4.weight", "4.bias"]
+    opt = torch.optim.Adam([named[n] for n in given], lr=0.01)
+    x, y = blobs(n=40, d_in=6, classes=6)
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(x.float()), y).backward()
+        opt.step()
+    sd = dcp.get_optimizer_state_dict(model, opt)
+    assert set(sd["state"]) == set(given)  # keyed by name, as that API writes it
+    state = read_optimizer(sd, shapes(model))
+    assert state.order == "param_names"
+    for n in given:
+        assert torch.equal(state.exp_avg[n], opt.state[named[n]]["exp_avg"]), n
+        assert torch.equal(state.exp_avg_sq[n], opt.state[named[n]]["exp_avg_sq"]), n

@@ -147,6 +147,8 @@ def read_optimizer(
     notes: list[str] = []
     moments = [[e[k] for k in _MOMENTS if isinstance(e.get(k), Tensor)] for e in entries]
     stored = [n for g in groups for n in g.get("param_names", [])]
+    if not stored and indices and all(isinstance(i, str) for i in indices):
+        stored = list(indices)  # keyed by name (torch.distributed.checkpoint, FSDP): the map
     sizes = [len(g.get("params", [])) for g in groups]
     names, how = resolve_order(sizes, stored, moments, dict(named_shapes), order)
     hypers = [_hyper(g) for g in groups for _ in g.get("params", [])]
