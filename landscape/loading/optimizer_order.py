@@ -131,4 +131,6 @@ def resolve_order(
             f"{starts}): save it with named parameters (torch >= 2.6) or `use_optimizer=False`"
         )
     (names, places), = fits.items()
-    return list(names), places[0][0]
+    # recipes that arrange this model alike (nanoGPT's and the Trainer's on GPT-2) are one answer
+    recipes = list(dict.fromkeys(r for r, _ in places))
+    return list(names), "model" if "model" in recipes else "/".join(recipes)
