@@ -70,6 +70,12 @@ def resolve_update(
     if next_theta_delta is not None:
         return Update(next_theta_delta.to(problem.theta), "next")
     if adam is not None:
+        if lr is None and adam.lr <= 0:
+            raise InputError(
+                f"the optimizer state's learning rate is {adam.lr:g} in every param group (a "
+                "schedule decayed to zero, as at the end of a Trainer run), so its next step is "
+                "zero: pass `lr` to take its step at another rate, or `use_optimizer=False`"
+            )
         if adam.is_adam:
             return Update(adam_update(problem, adam, grad, lr), "adam")
         return Update(sgd_update(problem, adam, grad, lr), "sgd")

@@ -142,5 +142,8 @@ def adam_threshold(state: OptimizerState, lr: float | None = None) -> tuple[floa
     groups of different β1 the ratio is the conservative (largest) one.
     """
     lr_ref = state.lr if lr is None else lr
+    if not lr_ref > 0:
+        raise InputError(f"Adam's stability threshold needs a learning rate > 0 (the state's is "
+                         f"{lr_ref:g}): pass `lr`")
     b1 = min(h.betas[0] for h in state.hyper.values())
     return (2 + 2 * b1) / ((1 - b1) * lr_ref), lr_ref, b1
