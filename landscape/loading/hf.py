@@ -27,6 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from landscape.errors import InputError
+from landscape.loading import hf_trainer as trainer
 from landscape.loading.checkpoints import Checkpoint, file_sha256
 from landscape.loading.imports import one_line
 from landscape.loading.state_dicts import load_into
@@ -99,8 +100,10 @@ def _read_shard(full: str, kind: str) -> dict[str, Tensor]:
 def read_folder(path: str) -> Checkpoint:
     """The folder's weights (every shard) as a :class:`Checkpoint` of format ``huggingface``.
 
-    ``sha256`` digests the lines ``"<file> <sha256 of file>"`` of ``config.json`` and the weight
-    files in sorted order; ``metadata`` holds the config; ``spec`` the head's default loss."""
+    ``sha256`` digests the lines ``"<file> <sha256 of file>"`` of ``config.json``, the weight
+    files and a Trainer's ``optimizer.pt`` in sorted order; ``metadata`` holds the config and a
+    Trainer's ``global_step``/``epoch``; ``optimizer`` its state (``loading/hf_trainer.py``);
+    ``spec`` the head's default loss."""
     try:
         with open(os.path.join(path, "config.json")) as handle:
             config = json.load(handle)
@@ -114,8 +117,10 @@ def read_folder(path: str) -> Checkpoint:
         sd.update(_read_shard(os.path.join(path, name), kind))
     if not sd:
         raise InputError(f"{path}: the weight files hold no tensors")
+    optimizer, unread = trainer.optimizer_state(path)  # a Trainer's checkpoint-N/ folder
+    hashed = [*files, *([trainer.OPTIMIZER] if optimizer is not None else [])]
     digest = hashlib.sha256()
-    for name in sorted(["config.json", *files]):
+    for name in sorted(["config.json", *hashed]):
         digest.update(f"{name} {file_sha256(os.path.join(path, name))}\n".encode())
     arch, _, loss = head_of(config)
     spec: dict[str, Any] = {"model": f"hf:{arch or config.get('model_type', 'AutoModel')}"}
@@ -123,8 +128,10 @@ def read_folder(path: str) -> Checkpoint:
         spec["loss"] = loss
     dtypes = sorted({str(v.dtype).replace("torch.", "") for v in sd.values()
                      if v.is_floating_point()})
-    metadata = {"config": config, "weights": files, "stored_dtype": ",".join(dtypes)}
-    return Checkpoint(path, FORMAT, digest.hexdigest(), sd, spec=spec, metadata=metadata)
+    metadata = {"config": config, "weights": files, "stored_dtype": ",".join(dtypes),
+                **trainer.training_step(path), "notes": [unread] if unread else []}
+    return Checkpoint(path, FORMAT, digest.hexdigest(), sd, spec=spec, optimizer=optimizer,
+                      metadata=metadata)
 
 
 def _transformers() -> Any:
@@ -165,6 +172,7 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None,
     Raises ``InputError`` without ``transformers`` (naming the install line), for a folder whose
     model is its own code without ``trust``, and for weights that do not fit the config."""
     notes = [] if notes is None else notes
+    notes.extend(ckpt.metadata.get("notes", []))
     transformers = _transformers()
     path = ckpt.path
     _refuse_own_code(transformers, ckpt, trust)

@@ -1,0 +1,51 @@
+"""What a Hugging Face ``Trainer`` checkpoint folder (``checkpoint-N/``) holds beside the model.
+
+``optimizer.pt`` is the ``torch.optim`` state dict, its groups in the Trainer's order (decayed
+parameters, then biases and norms: ``optimizer_order``'s 'hf' recipe), read like every other
+optimizer state (``optimizer.read_optimizer``); ``trainer_state.json`` gives ``global_step`` and
+``epoch``, by which ``track`` orders a run's folders. ``scheduler.pt``, ``rng_state.pth`` and
+``training_args.bin`` are not needed: the state's groups already hold the learning rate the
+scheduler set for the next step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import torch
+
+from landscape.loading.imports import one_line
+
+OPTIMIZER = "optimizer.pt"
+STATE = "trainer_state.json"
+
+
+def optimizer_state(folder: str) -> tuple[dict | None, str | None]:
+    """(the folder's ``optimizer.pt`` as a state dict, or None; a note where one is there but
+    cannot be read safely, i.e. with ``weights_only=True``)."""
+    path = os.path.join(folder, OPTIMIZER)
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure: leave the state out
+        return None, f"{path} is not read ({one_line(exc)[:160]}): the optimizer state is not used"
+    if not isinstance(sd, dict) or "param_groups" not in sd:
+        return None, f"{path} holds no torch.optim state dict: it is not used"
+    return sd, None
+
+
+def training_step(folder: str) -> dict[str, Any]:
+    """``global_step`` and ``epoch`` from ``trainer_state.json`` (empty where it is absent or
+    unreadable: the step is then the folder's place in natural name order)."""
+    try:
+        with open(os.path.join(folder, STATE)) as handle:
+            state = json.load(handle)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    if not isinstance(state, dict):
+        return {}
+    return {k: state[k] for k in ("global_step", "epoch")
+            if isinstance(state.get(k), (int, float)) and not isinstance(state.get(k), bool)}

@@ -1,0 +1,122 @@
+"""A Hugging Face Trainer's checkpoint-N/ folders, written by a real Trainer run in the test.
+
+The known answers: the Trainer's own optimizer, resumed from ``optimizer.pt`` the way the
+Trainer resumes it, taking one AdamW step on the whole-set gradient; ``trainer_state.json``'s
+``global_step``. Before, the folder's optimizer.pt was never read (sharpness fell back to a
+gradient line search) and track numbered the folders 0, 1, ... by name.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from cli_helpers import run_cli
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # the Trainer needs it
+
+VOCAB, ROWS, T = 50, 16, 12
+ARGS = dict(max_steps=4, save_steps=2, per_device_train_batch_size=4, learning_rate=1e-3,
+            weight_decay=0.1, report_to=[], use_cpu=True, logging_steps=100, seed=0,
+            disable_tqdm=True)
+
+
+def _ids() -> torch.Tensor:
+    return torch.randint(0, VOCAB, (ROWS, T), generator=torch.Generator().manual_seed(0))
+
+
+class _Rows(torch.utils.data.Dataset):
+    def __len__(self) -> int:
+        return ROWS
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": _ids()[i], "labels": _ids()[i]}
+
+
+def _gpt2() -> torch.nn.Module:
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=16, vocab_size=VOCAB,
+                                     n_positions=T, bos_token_id=0, eos_token_id=0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """out/checkpoint-2 (lr 5e-4 next, the linear schedule halfway) and out/checkpoint-4 (lr 0)."""
+    root = tmp_path_factory.mktemp("trainer")
+    args = transformers.TrainingArguments(output_dir=str(root / "out"), **ARGS)
+    transformers.Trainer(model=_gpt2(), args=args, train_dataset=_Rows()).train()
+    np.save(root / "tokens.npy", _ids().numpy())
+    return root
+
+
+def test_rebuilt_step_is_the_resumed_trainers_next_step(run):
+    import landscape
+    from landscape import steps
+
+    folder = str(run / "out" / "checkpoint-2")
+    problem = landscape.open(folder, data=str(run / "tokens.npy"), device="cpu",
+                             dtype=torch.float64)
+    update, state = steps.update(problem)
+    assert state is not None and state.kind == "adamw" and state.step == 2.0
+    assert update.source == "adam"
+
+    model = transformers.GPT2LMHeadModel.from_pretrained(folder, attn_implementation="eager")
+    model = model.double()  # both sides in float64: what is left is the rebuild's own error
+    args = transformers.TrainingArguments(output_dir=str(run / "resume"), **ARGS)
+    opt = transformers.Trainer(model=model, args=args).create_optimizer()
+    opt.load_state_dict(torch.load(os.path.join(folder, "optimizer.pt"), weights_only=True))
+    before = [p.detach().clone() for p in model.parameters()]
+    ids = _ids()
+    logits = model(input_ids=ids).logits  # the next-token mean over every row at once (HF's
+    # own loss takes the logits to float32 first)
+    torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), ids[:, 1:].reshape(-1)
+                                      ).backward()
+    opt.step()
+    real = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(model.parameters(), before)])
+    assert [n for n, _ in model.named_parameters()] == problem.names
+    err = float((update.vector.cpu() - real).abs().max() / real.abs().max())
+    assert err < 1e-12, err
+
+
+def test_folders_are_ordered_by_their_global_step(run):
+    from landscape.loading import load_checkpoint
+
+    ck = load_checkpoint(str(run / "out" / "checkpoint-4"))
+    assert ck.metadata["global_step"] == 4 and ck.optimizer is not None
+    out = run / "track.h5"
+    done = run_cli("track", str(run / "out" / "checkpoint-*"), "--data", str(run / "tokens.npy"),
+                   "--metrics", "loss", "--device", "cpu", "--no-plot", "-o", str(out))
+    assert done.code == 0, done.stderr
+    import h5py
+
+    with h5py.File(out) as f:
+        assert list(f["track/step"][()]) == [2.0, 4.0]
+        assert f["track"].attrs["step_source"] == "global_step"
+
+
+def test_a_schedule_decayed_to_zero_asks_for_lr(run):
+    """The last checkpoint of a linear schedule stores lr 0: its next step is zero."""
+    folder = str(run / "out" / "checkpoint-4")
+    common = [folder, "--data", str(run / "tokens.npy"), "--device", "cpu", "--no-plot",
+              "--top-k", "1", "--random", "0"]
+    zero = run_cli("sharpness", *common, "-o", str(run / "s0.h5"))
+    assert zero.code == 2 and "learning rate is 0 in every param group" in zero.stderr
+    assert "--lr" in zero.stderr and not (run / "s0.h5").exists()
+    given = run_cli("sharpness", *common, "--lr", "1e-3", "-o", str(run / "s1.h5"))
+    assert given.code == 0, given.stderr
+    assert "update (adam)" in given.stdout and "nanogpt/hf" in given.stderr
+
+    import landscape
+    from landscape import steps
+    from landscape.analyses.optimizer_step import adam_threshold
+    from landscape.errors import InputError
+
+    state = steps.optimizer_state(landscape.open(folder, data=str(run / "tokens.npy"),
+                                                 device="cpu"))
+    with pytest.raises(InputError, match="needs a learning rate > 0"):
+        adam_threshold(state)  # (2 + 2β1)/((1 − β1)·0) was a ZeroDivisionError
+    assert adam_threshold(state, 1e-3)[0] == pytest.approx(3.8 / (0.1 * 1e-3), rel=1e-12)
