@@ -2,10 +2,11 @@
 
 ``optimizer.pt`` is the ``torch.optim`` state dict, its groups in the Trainer's order (decayed
 parameters, then biases and norms: ``optimizer_order``'s 'hf' recipe), read like every other
-optimizer state (``optimizer.read_optimizer``); ``trainer_state.json`` gives ``global_step`` and
-``epoch``, by which ``track`` orders a run's folders. ``scheduler.pt``, ``rng_state.pth`` and
-``training_args.bin`` are not needed: the state's groups already hold the learning rate the
-scheduler set for the next step.
+optimizer state (``optimizer.read_optimizer``), as AdamW where torch < 2.6 left out the
+``decoupled_weight_decay`` flag (every torch Adam the Trainer builds is AdamW).
+``trainer_state.json`` gives ``global_step`` and ``epoch``, by which ``track`` orders a run's
+folders. ``scheduler.pt``, ``rng_state.pth`` and ``training_args.bin`` (a pickle) are not
+needed: the state's groups already hold the learning rate the scheduler set for the next step.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def optimizer_state(folder: str) -> tuple[dict | None, str | None]:
         return None, f"{path} is not read ({one_line(exc)[:160]}): the optimizer state is not used"
     if not isinstance(sd, dict) or "param_groups" not in sd:
         return None, f"{path} holds no torch.optim state dict: it is not used"
+    for group in sd["param_groups"]:  # torch's Adam/AdamW groups (they alone hold amsgrad): the
+        if isinstance(group, dict) and "amsgrad" in group:  # Trainer builds AdamW, never Adam
+            group.setdefault("decoupled_weight_decay", True)  # with L2 (torch < 2.6: no flag)
     return sd, None
 
 
