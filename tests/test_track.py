@@ -260,3 +260,20 @@ def test_sgd_threshold_uses_the_smallest_momentum_of_the_groups(tmp_path):
         [{"params": first, "momentum": 0.9}, {"params": second, "momentum": 0.5}], lr=0.1))
     assert threshold(p, 0.1) == pytest.approx(3.0 / 0.1, rel=1e-12)
     assert threshold(p, 0.1, "sgd") == pytest.approx(30.0, rel=1e-12)
+
+
+def test_nanogpt_checkpoints_are_ordered_by_iter_num(tmp_path):
+    """nanoGPT saves {"model", "optimizer", "model_args", "iter_num", "best_val_loss", "config"}:
+    copies named out of training order come back by iter_num, which is the step column."""
+    from landscape.analyses.track_order import order
+
+    torch.manual_seed(0)
+    sd = mlp(**KW).state_dict()
+    for name, it in (("ckpt_final.pt", 3000), ("ckpt_early.pt", 1000), ("ckpt_mid.pt", 2000)):
+        torch.save({"model": sd, "model_args": {"n_layer": 1}, "iter_num": it,
+                    "best_val_loss": torch.tensor(2.5), "config": {"batch_size": 12}},
+                   tmp_path / name)
+    got, source = order([str(tmp_path / "ckpt_*.pt")])
+    assert source == "iter_num"
+    assert [(os.path.basename(p), s) for p, s, _ in got] == [
+        ("ckpt_early.pt", 1000.0), ("ckpt_mid.pt", 2000.0), ("ckpt_final.pt", 3000.0)]

@@ -1,8 +1,9 @@
 """The checkpoints of a training run in training order.
 
-By the step stored in each (the first of ``step``, ``global_step``, ``iteration``, ``epoch`` in
-its top-level metadata) when every checkpoint has one; else naturally by file name
-(``ckpt_2`` before ``ckpt_10``), the step then being the position in that order.
+By the step stored in each (the first of ``step``, ``global_step``, ``iteration``, ``iter_num``
+(nanoGPT's), ``epoch`` in its top-level metadata; a Hugging Face Trainer folder's
+``global_step``) when every checkpoint has one; else naturally by file name (``ckpt_2`` before
+``ckpt_10``), the step then being the position in that order.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 from ..errors import InputError
 from ..loading.checkpoints import load_checkpoint
 
-STEP_KEYS = ("step", "global_step", "iteration", "epoch")
+STEP_KEYS = ("step", "global_step", "iteration", "iter_num", "epoch")
 
 
 def natural_key(path: str) -> list[object]:
