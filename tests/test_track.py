@@ -277,3 +277,33 @@ def test_nanogpt_checkpoints_are_ordered_by_iter_num(tmp_path):
     assert source == "iter_num"
     assert [(os.path.basename(p), s) for p, s, _ in got] == [
         ("ckpt_early.pt", 1000.0), ("ckpt_mid.pt", 2000.0), ("ckpt_final.pt", 3000.0)]
+
+
+def test_adam_before_its_first_step_has_no_eos_ratio(tmp_path):
+    """A run saved at step 0 (Adam's groups, no moments) and at step 3. Before, the first row's
+    eos_ratio was GD's lambda_max*lr/2 beside Adam's preconditioned ratios below it: one
+    column, two rules, 19 times apart."""
+    data = np.load(DIGITS)
+    x, y = torch.from_numpy(data["x"][:150]), torch.from_numpy(data["y"][:150])
+    torch.manual_seed(0)
+    model = mlp(**KW)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
+    for step in range(4):
+        if step in (0, 3):
+            torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                        "landscape": spec, "step": step}, tmp_path / f"s{step}.pt")
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    oo = {"max_samples": 150, "device": "cpu"}
+    paths = [str(tmp_path / "s0.pt"), str(tmp_path / "s3.pt")]
+    r = track(paths, ["lambda_max", "eos_ratio"], lr=0.01, open_options=oo)
+    ratio, pre = r.columns["eos_ratio"], r.columns["lambda_max_preconditioned"]
+    assert math.isnan(ratio[0]) and math.isnan(pre[0])
+    assert ratio[1] == pytest.approx(pre[1] * 0.01 / 38, rel=1e-9)
+    assert r.threshold == pytest.approx(38 / 0.01)
+    explicit = track(paths, ["eos_ratio"], lr=0.01, optimizer="adam", open_options=oo)
+    assert math.isnan(explicit.columns["eos_ratio"][0])  # not "holds no Adam state" for the run
+    sgd = track(paths, ["lambda_max", "eos_ratio"], lr=0.01, optimizer="sgd", open_options=oo)
+    assert sgd.columns["eos_ratio"][0] == pytest.approx(sgd.columns["lambda_max"][0] * 0.01 / 2)

@@ -151,8 +151,8 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         out["ghost_radius"] = r.rho_a
         out["ghost_r"] = r.tau / r.rho_a if r.tau is not None else math.nan
         spent += r.matvecs
-    if "eos_ratio" in metrics and lr is not None:
-        kind = o.get("optimizer", "auto")
+    kind = o.get("optimizer", "auto")
+    if "eos_ratio" in metrics and lr is not None and not (kind != "sgd" and _unstepped(problem)):
         limit = threshold(problem, lr, kind)
         adam = _steps.optimizer_state(problem) if kind in ("auto", "adam") else None
         if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
@@ -163,6 +163,15 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         else:
             out["eos_ratio"] = out["lambda_max"] / limit
     return {k: v for k, v in out.items() if any(k in COLUMNS[m] for m in metrics)}, spent
+
+
+def _unstepped(problem: Problem) -> bool:
+    """An adaptive optimizer's state before its first step (groups with betas, no moments yet):
+    no preconditioner to take the edge on, so that row's eos_ratio is NaN, not GD's ratio."""
+    sd = getattr(getattr(getattr(problem, "origin", None), "checkpoint", None), "optimizer", None)
+    groups = sd.get("param_groups") if isinstance(sd, dict) else None
+    return (isinstance(groups, list) and kind_of(sd) is None
+            and any(isinstance(g, dict) and "betas" in g for g in groups))
 
 
 def _resume(out: str, result: TrackResult) -> int:
@@ -235,7 +244,7 @@ def track(
         for k in result.columns:
             result.columns[k].append(values.get(k, math.nan))
         result.matvecs += spent
-        if lr is not None:
+        if lr is not None and not (optimizer != "sgd" and _unstepped(problem)):
             result.threshold = threshold(problem, lr, optimizer)
         if out:
             partial = _prefix(result, i + 1)
