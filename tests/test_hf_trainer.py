@@ -141,3 +141,16 @@ def test_a_schedule_decayed_to_zero_asks_for_lr(run):
     with pytest.raises(InputError, match="needs a learning rate > 0"):
         adam_threshold(state)  # (2 + 2β1)/((1 − β1)·0) was a ZeroDivisionError
     assert adam_threshold(state, 1e-3)[0] == pytest.approx(3.8 / (0.1 * 1e-3), rel=1e-12)
+
+
+def test_every_checkpoint_argument_takes_a_folder(run):
+    """surface and check took CKPT as a file only (click: "is a directory", exit 2)."""
+    folder, data = str(run / "out" / "checkpoint-2"), ["--data", str(run / "tokens.npy")]
+    common = [*data, "--device", "cpu", "--no-plot"]
+    surface = run_cli("surface", folder, "--steps", "3", *common, "-o", str(run / "sf.h5"))
+    assert surface.code == 0, surface.stderr
+    check = run_cli("check", folder, "--rule", "lmc.barrier_loss < 1", "--against",
+                    str(run / "out" / "checkpoint-4"), *data, "--device", "cpu",
+                    "-o", str(run / "ck.h5"))
+    assert check.code == 0, check.stderr
+    assert "1 of 1 rules hold" in check.stdout + check.stderr

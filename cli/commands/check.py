@@ -63,7 +63,7 @@ def _write_reports(s: Session, outcomes: list, opts: dict[str, Any]) -> None:
 
 
 @click.command("check")
-@click.argument("ckpts", metavar="CKPT...", nargs=-1, type=click.Path(dir_okay=False))
+@click.argument("ckpts", metavar="CKPT...", nargs=-1, type=click.Path())
 @click.option("--rule", "rule", multiple=True, metavar="RULE",
               help="'METRIC OP VALUE', e.g. 'trace.estimate <= 1.2 * baseline' (repeatable; "
               "default: rules = [...] of the [check] config table).")
@@ -71,7 +71,7 @@ def _write_reports(s: Session, outcomes: list, opts: dict[str, Any]) -> None:
               help="a result file of any command (or of check) that `baseline` refers to.")
 @click.option("--reuse", metavar="FILE.h5", type=click.Path(dir_okay=False),
               help="check the groups of this result file instead of recomputing them.")
-@click.option("--against", metavar="CKPT", type=click.Path(dir_okay=False),
+@click.option("--against", metavar="CKPT", type=click.Path(),
               help="second endpoint for rules on lmc.*.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
               help="learning rate for sharpness.eos_ratio and ghost.r.")

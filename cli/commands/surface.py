@@ -49,7 +49,7 @@ def _default_range(d: sd.Directions) -> str:
 
 
 @click.command("surface")
-@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("ckpt", type=click.Path())
 @click.option(
     "--dirs",
     type=click.IntRange(1, 2),
