@@ -154,3 +154,20 @@ def test_every_checkpoint_argument_takes_a_folder(run):
                     "-o", str(run / "ck.h5"))
     assert check.code == 0, check.stderr
     assert "1 of 1 rules hold" in check.stdout + check.stderr
+
+
+def test_track_runs_through_a_schedule_decayed_to_zero(run):
+    """The last folder's lr is 0: track stopped there (the update had no unit vector). Its ghost
+    row now runs along AdamW's direction, which any lr > 0 scales without turning (the radius
+    equals the one taken with --lr), with the zero step it is: r = 0."""
+    import h5py
+
+    args = ["track", str(run / "out" / "checkpoint-*"), "--data", str(run / "tokens.npy"),
+            "--metrics", "ghost", "--device", "cpu", "--no-plot"]
+    plain = run_cli(*args, "-o", str(run / "g0.h5"))
+    assert plain.code == 0, plain.stderr
+    given = run_cli(*args, "--lr", "1e-3", "-o", str(run / "g1.h5"))
+    assert given.code == 0, given.stderr
+    with h5py.File(run / "g0.h5") as a, h5py.File(run / "g1.h5") as b:
+        assert a["track/ghost_r"][1] == 0.0 and b["track/ghost_r"][1] > 0
+        assert a["track/ghost_radius"][1] == pytest.approx(b["track/ghost_radius"][1], rel=1e-6)

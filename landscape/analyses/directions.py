@@ -58,6 +58,10 @@ def difference(problem: Problem, next_params: dict[str, Tensor]) -> Tensor:
     return problem.flatten({n: t.detach() for n, t in next_params.items()}) - problem.theta
 
 
+class ZeroLearningRate(InputError):
+    """The stored optimizer's learning rate is 0 in every group: its next step is zero."""
+
+
 def resolve_update(
     problem: Problem,
     grad: Tensor,
@@ -71,7 +75,7 @@ def resolve_update(
         return Update(next_theta_delta.to(problem.theta), "next")
     if adam is not None:
         if lr is None and adam.lr <= 0:
-            raise InputError(
+            raise ZeroLearningRate(
                 f"the optimizer state's learning rate is {adam.lr:g} in every param group (a "
                 "schedule decayed to zero, as at the end of a Trainer run), so its next step is "
                 "zero: pass `lr` to take its step at another rate, or `use_optimizer=False`"
