@@ -171,3 +171,19 @@ def test_track_runs_through_a_schedule_decayed_to_zero(run):
     with h5py.File(run / "g0.h5") as a, h5py.File(run / "g1.h5") as b:
         assert a["track/ghost_r"][1] == 0.0 and b["track/ghost_r"][1] > 0
         assert a["track/ghost_radius"][1] == pytest.approx(b["track/ghost_radius"][1], rel=1e-6)
+
+
+def test_unreadable_side_files_leave_the_state_out_with_a_note(run, tmp_path):
+    import shutil
+
+    from landscape.loading import load_checkpoint
+
+    folder = tmp_path / "bad"
+    shutil.copytree(run / "out" / "checkpoint-2", folder)
+    (folder / "optimizer.pt").write_bytes(os.urandom(1000))
+    (folder / "trainer_state.json").write_text('{"global_step": "two"}')
+    ck = load_checkpoint(str(folder))
+    assert ck.optimizer is None and "global_step" not in ck.metadata
+    assert any("does not load with weights_only=True" in n for n in ck.metadata["notes"])
+    good = load_checkpoint(str(run / "out" / "checkpoint-2"))  # same weights; its state is
+    assert good.optimizer is not None and good.sha256 != ck.sha256  # read, and in its digest

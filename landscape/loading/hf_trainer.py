@@ -17,8 +17,6 @@ from typing import Any
 
 import torch
 
-from landscape.loading.imports import one_line
-
 OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
 
@@ -32,7 +30,8 @@ def optimizer_state(folder: str) -> tuple[dict | None, str | None]:
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure: leave the state out
-        return None, f"{path} is not read ({one_line(exc)[:160]}): the optimizer state is not used"
+        return None, (f"{path} does not load with weights_only=True ({type(exc).__name__}): the "
+                      "optimizer state is not used")
     if not isinstance(sd, dict) or "param_groups" not in sd:
         return None, f"{path} holds no torch.optim state dict: it is not used"
     for group in sd["param_groups"]:  # torch's Adam/AdamW groups (they alone hold amsgrad): the
