@@ -95,6 +95,11 @@ def test_library_errors_name_parameters_and_the_cli_names_flags():
         ls.Problem(mlp(), torch.randn(4, 64), torch.zeros(4, dtype=torch.long), batch_size=0)
     assert flagify(str(e.value)).startswith("--batch-size must be positive")
     assert flagify("pass `trust` only if") == "pass --trust-checkpoint only if"
+    # a library's own message quoted in ours keeps its words: torch's unpickling error read
+    # "... from --False to --True", transformers' `trust_remote_code=True` is not our flag
+    quoted = "changed `weights_only` from `False` to `True`; set `trust_remote_code=True`"
+    assert flagify(quoted) == quoted
+    assert flagify("`use_optimizer=False` or `optimizer` sgd") == "--no-adam or --optimizer sgd"
 
 
 def test_the_readme_library_example_runs(tmp_path):
