@@ -100,6 +100,7 @@ class CausalLM(CrossEntropy):
     name = "causal-lm"
 
     def __call__(self, output: Tensor, target: Tensor) -> Tensor:
+        _every_position(output, target)
         return super().__call__(output[:, :-1], target[:, 1:])
 
     def count(self, target: Tensor) -> int:
@@ -111,6 +112,19 @@ class CausalLM(CrossEntropy):
     def sample_targets(self, output: Tensor, target: Tensor, gen: torch.Generator) -> Tensor:
         drawn = super().sample_targets(output[:, :-1], target[:, 1:], gen)
         return torch.cat([target[:, :1], drawn], dim=1)
+
+
+def _every_position(output: Tensor, target: Tensor) -> None:
+    """causal-lm needs logits (B, T, V) for labels (B, T): say so where a model gives fewer."""
+    if output.dim() == 3 and tuple(output.shape[:2]) == tuple(target.shape[:2]):
+        return
+    why = ""
+    if output.dim() == 3 and output.shape[1] == 1 and target.dim() == 2 and target.shape[1] > 1:
+        why = ("; it gave the last position alone, as nanoGPT's GPT.forward(idx, targets=None) "
+               "does: let `model` name a subclass whose forward(idx) returns "
+               "super().forward(idx, idx)[0] (see the README)")
+    raise InputError(f"causal-lm needs logits (B, T, V) at every position of the labels "
+                     f"{tuple(target.shape)}, and the model gave {tuple(output.shape)}{why}")
 
 
 class FunctionLoss(Loss):

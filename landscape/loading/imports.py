@@ -2,7 +2,8 @@
 
 Shared by model specs (``models.py``), data specs (``data.py``) and loss specs. Relative file
 paths are tried against ``base_dir`` first (usually the checkpoint's directory), then the
-current working directory.
+current working directory. A file's directory joins ``sys.path`` (at its end), so the modules
+beside it import as they do when it runs as a script.
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ def _import_file(path: str, base_dir: str | None) -> ModuleType:
         raise InputError(f"cannot import {found!r} as a Python module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    here = os.path.dirname(found)  # its sibling modules import as they do when it runs as a
+    if here not in sys.path:  # script (nanoGPT's `from model import GPT`), behind installed ones
+        sys.path.append(here)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # user code: any failure is bad input

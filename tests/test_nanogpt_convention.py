@@ -1,0 +1,106 @@
+"""A model called as nanoGPT's GPT is: forward(idx, targets=None) -> (logits, loss), and without
+targets the last position's logits alone (an inference shortcut).
+
+Before, causal-lm shifted a (B, 1, V) output to (B, 0, V) and the run stopped on "Expected
+input batch_size (0) to match target batch_size (22)". Now the error names the cause and the
+README's one-line subclass, which is checked here against the model's own training loss.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from cli_helpers import run_cli
+from torch.nn import functional as F
+
+import landscape
+from landscape.errors import InputError
+
+VOCAB, T = 30, 10
+
+MODEL = '''
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class GPTLike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.wte = nn.Embedding(30, 8)
+        self.wpe = nn.Embedding(10, 8)
+        self.ln = nn.LayerNorm(8)
+        self.lm_head = nn.Linear(8, 30, bias=False)
+
+    def forward(self, idx, targets=None):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        x = x + torch.tanh(self.ln(x))
+        if targets is None:
+            return self.lm_head(x[:, [-1], :]), None
+        logits = self.lm_head(x)
+        return logits, F.cross_entropy(logits.reshape(-1, 30), targets.reshape(-1),
+                                       ignore_index=-1)
+
+'''
+
+# the README's recipe, in a file of its own beside the model's (as beside nanoGPT's model.py)
+RECIPE = '''
+from nano_model import GPTLike
+
+
+class AllPositions(GPTLike):
+    def forward(self, idx):
+        return super().forward(idx, idx)[0]
+'''
+
+
+@pytest.fixture()
+def run(tmp_path):
+    (tmp_path / "nano_model.py").write_text(MODEL)
+    (tmp_path / "gpt.py").write_text(RECIPE)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpt_like", tmp_path / "nano_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model = module.GPTLike()
+    ids = torch.randint(0, VOCAB, (12, T), generator=torch.Generator().manual_seed(0))
+    torch.save({"model": model.state_dict(), "iter_num": 0}, tmp_path / "ckpt.pt")
+    torch.save(ids, tmp_path / "ids.pt")
+    return tmp_path, model, ids
+
+
+def test_last_position_only_is_named_with_the_fix(run):
+    d, _, _ = run
+    args = ["inspect", str(d / "ckpt.pt"), "--data", str(d / "ids.pt"), "--loss", "causal-lm",
+            "--device", "cpu", "-o", str(d / "i.h5")]
+    bad = run_cli(*args, "--model", f"{d / 'nano_model.py'}:GPTLike")
+    assert bad.code == 2 and "Traceback" not in bad.stderr
+    assert "gave the last position alone" in bad.stderr
+    assert "super().forward(idx, idx)[0]" in bad.stderr
+    good = run_cli(*args, "--model", f"{d / 'gpt.py'}:AllPositions")
+    assert good.code == 0, good.stderr
+
+
+def test_the_recipe_gives_the_models_own_training_loss(run):
+    """A causal model's logits at t depend on tokens ≤ t alone, so its own loss on
+    (ids[:, :-1], ids[:, 1:]) is causal-lm's whole-set mean on ids."""
+    d, model, ids = run
+    p = landscape.open(str(d / "ckpt.pt"), model=f"{d / 'gpt.py'}:AllPositions",
+                       data=str(d / "ids.pt"), loss="causal-lm", device="cpu", batch_size=5)
+    with torch.no_grad():
+        _, own = model(ids[:, :-1], ids[:, 1:])
+    assert p.loss() == pytest.approx(float(own), rel=1e-6)
+
+
+def test_causal_lm_refuses_any_output_without_every_position():
+    from landscape.losses import CausalLM
+
+    y = torch.randint(0, VOCAB, (4, T))
+    for shape in [(4, 1, VOCAB), (4, T - 1, VOCAB), (4 * T, VOCAB)]:
+        with pytest.raises(InputError, match="at every position"):
+            CausalLM()(torch.randn(shape), y)
+    full = torch.randn(4, T, VOCAB)
+    assert CausalLM()(full, y) == pytest.approx(
+        float(F.cross_entropy(full[:, :-1].reshape(-1, VOCAB), y[:, 1:].reshape(-1))))
