@@ -111,8 +111,19 @@ def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
         raise InputError(f"{ckpt.path}: the checkpoint names no model: pass `model`")
     if model_kwargs is None and model_spec == spec.get("model"):
         model_kwargs = spec.get("model_kwargs")  # the checkpoint's kwargs belong to its own model
+    from_args = model_kwargs is None and "model_args" in ckpt.metadata
+    if from_args:
+        model_kwargs = ckpt.metadata["model_args"]
+        notes.append("the model is built with the checkpoint's model_args (as nanoGPT saves "
+                     "them); `model_kwargs` overrides them")
     base_dir = os.path.dirname(os.path.abspath(ckpt.path))
-    built = build_model(model_spec, model_kwargs, base_dir=base_dir)
+    try:
+        built = build_model(model_spec, model_kwargs, base_dir=base_dir)
+    except InputError as e:
+        if not from_args:
+            raise
+        raise InputError(f"{e} (the checkpoint's model_args; `model_kwargs` '{{}}' builds the "
+                         "model without them)") from e
     notes.extend(load_into(built, ckpt.state_dict, prefix=state_prefix))
     return built, model_spec
 

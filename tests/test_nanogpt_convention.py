@@ -4,6 +4,8 @@ targets the last position's logits alone (an inference shortcut).
 Before, causal-lm shifted a (B, 1, V) output to (B, 0, V) and the run stopped on "Expected
 input batch_size (0) to match target batch_size (22)". Now the error names the cause and the
 README's one-line subclass, which is checked here against the model's own training loss.
+nanoGPT also saves the model's arguments as ``model_args``: they build the model unless
+``--model-kwargs`` says otherwise.
 """
 
 from __future__ import annotations
@@ -25,12 +27,12 @@ from torch.nn import functional as F
 
 
 class GPTLike(nn.Module):
-    def __init__(self):
+    def __init__(self, n_embd=4):
         super().__init__()
-        self.wte = nn.Embedding(30, 8)
-        self.wpe = nn.Embedding(10, 8)
-        self.ln = nn.LayerNorm(8)
-        self.lm_head = nn.Linear(8, 30, bias=False)
+        self.wte = nn.Embedding(30, n_embd)
+        self.wpe = nn.Embedding(10, n_embd)
+        self.ln = nn.LayerNorm(n_embd)
+        self.lm_head = nn.Linear(n_embd, 30, bias=False)
 
     def forward(self, idx, targets=None):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
@@ -64,9 +66,10 @@ def run(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     torch.manual_seed(0)
-    model = module.GPTLike()
+    model = module.GPTLike(n_embd=8)  # not the default: the checkpoint's model_args say so
     ids = torch.randint(0, VOCAB, (12, T), generator=torch.Generator().manual_seed(0))
-    torch.save({"model": model.state_dict(), "iter_num": 0}, tmp_path / "ckpt.pt")
+    torch.save({"model": model.state_dict(), "model_args": {"n_embd": 8}, "iter_num": 0},
+               tmp_path / "ckpt.pt")
     torch.save(ids, tmp_path / "ids.pt")
     return tmp_path, model, ids
 
@@ -81,6 +84,12 @@ def test_last_position_only_is_named_with_the_fix(run):
     assert "super().forward(idx, idx)[0]" in bad.stderr
     good = run_cli(*args, "--model", f"{d / 'gpt.py'}:AllPositions")
     assert good.code == 0, good.stderr
+    assert "built with the checkpoint's model_args" in good.stderr
+    given = run_cli(*args, "--model", f"{d / 'gpt.py'}:AllPositions", "--model-kwargs",
+                    '{"n_embd": 4}')
+    assert given.code == 2 and "shape" in given.stderr  # --model-kwargs wins: 4 does not fit
+    other = run_cli(*args, "--model", "mlp")  # another factory: the error says where n_embd came
+    assert other.code == 2 and "the checkpoint's model_args; --model-kwargs '{}'" in other.stderr
 
 
 def test_the_recipe_gives_the_models_own_training_loss(run):

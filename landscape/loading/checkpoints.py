@@ -174,6 +174,9 @@ def _interpret(path: str, sha: str, obj: Any) -> Checkpoint:
     if optimizer is None and obj.get("optimizer_states"):
         optimizer = obj["optimizer_states"][0]
     metadata = {k: v for k, v in obj.items() if _plain(v)}
+    args = obj.get("model_args")  # nanoGPT's: the GPTConfig its model was built from
+    if isinstance(args, dict) and all(isinstance(k, str) and _plain(v) for k, v in args.items()):
+        metadata["model_args"] = dict(args)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj.get(key), nn.Module):
             ckpt = _from_module(path, "pickled-module", sha, obj[key])
