@@ -156,15 +156,29 @@ LOSSES: dict[str, Callable[[], Loss]] = {
 }
 
 
-def resolve_loss(loss: str | Loss | LossFn | None, target: Tensor) -> Loss:
-    """A Loss from a name (None: cross-entropy for integer targets, mse otherwise), a Loss, a
-    function ``(output, target) -> mean loss``, or a ``pkg.module:function`` SPEC."""
+def labels_are_inputs(inputs: object, target: Tensor) -> bool:
+    """Whether integer targets (B, T) are the input ids themselves (ignored positions aside):
+    token data whose only sensible loss is the next token's (causal-lm)."""
+    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+    if not isinstance(ids, Tensor) or torch.is_floating_point(target) or target.dim() != 2:
+        return False
+    if ids.shape != target.shape or torch.is_floating_point(ids):
+        return False
+    return bool(((target == ids.to(target.device)) | (target == IGNORE)).all())
+
+
+def resolve_loss(loss: str | Loss | LossFn | None, target: Tensor, inputs: object = None
+                 ) -> Loss:
+    """A Loss from a name (None: mse for float targets; for integer ones causal-lm where they
+    are the ``inputs``' token ids, cross-entropy otherwise), a Loss, a function
+    ``(output, target) -> mean loss``, or a ``pkg.module:function`` SPEC."""
     if isinstance(loss, Loss):
         return loss
     if callable(loss):
         return FunctionLoss(loss)
     if loss is None:
-        loss = "mse" if torch.is_floating_point(target) else "cross-entropy"
+        loss = "mse" if torch.is_floating_point(target) else (
+            "causal-lm" if labels_are_inputs(inputs, target) else "cross-entropy")
     if loss in LOSSES:
         made = LOSSES[loss]()
         if made.is_classification and torch.is_floating_point(target):

@@ -100,7 +100,10 @@ class Problem:
         self.train_mode = train_mode
         model = _strip_running_stats(model) if train_mode else model.eval()
         self.model = model.to(device=self.device, dtype=dtype)
-        self.loss_fn: Loss = resolve_loss(loss, self.stream.head[1])
+        self.loss_fn: Loss = resolve_loss(loss, self.stream.head[1], self.stream.head[0])
+        if loss is None and self.loss_fn.name == "causal-lm":
+            self.notes.append("the targets are the input token ids: the loss is causal-lm (the "
+                              "next token's); pass `loss` to choose another")
         named = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
         if params is not None:
             try:

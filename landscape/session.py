@@ -140,6 +140,9 @@ def data_source(ckpt: Checkpoint | None, data: Any = None, data_kwargs: dict | N
         raise InputError("no data: pass `data` (the checkpoint names none)")
     if data_kwargs is None and data_spec == spec.get("data"):
         data_kwargs = spec.get("data_kwargs")
+    args = ckpt.metadata.get("model_args", {}) if ckpt else {}
+    if isinstance(data_spec, str) and data_spec.lower().endswith(".bin") and "block_size" in args:
+        data_kwargs = {"block_size": args["block_size"], **(data_kwargs or {})}  # nanoGPT's
     base = os.path.dirname(os.path.abspath(ckpt.path)) if ckpt else None
     loaded = load_data(data_spec, data_kwargs, max_samples=max_samples, seed=seed, base_dir=base)
     return loaded.source, data_spec

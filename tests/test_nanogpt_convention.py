@@ -10,6 +10,7 @@ nanoGPT also saves the model's arguments as ``model_args``: they build the model
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import run_cli
@@ -53,6 +54,10 @@ from nano_model import GPTLike
 class AllPositions(GPTLike):
     def forward(self, idx):
         return super().forward(idx, idx)[0]
+
+
+def make_all(n_embd=4, block_size=None):  # takes model_args as nanoGPT's GPTConfig does
+    return AllPositions(n_embd)
 '''
 
 
@@ -113,3 +118,47 @@ def test_causal_lm_refuses_any_output_without_every_position():
     full = torch.randn(4, T, VOCAB)
     assert CausalLM()(full, y) == pytest.approx(
         float(F.cross_entropy(full[:, :-1].reshape(-1, VOCAB), y[:, 1:].reshape(-1))))
+
+
+def test_train_bin_is_read_in_rows_of_the_checkpoints_block_size(run):
+    """nanoGPT's prepare.py writes the ids as bare uint16; rows are block_size windows (the
+    checkpoint's model_args), and the default loss on ids is the next token's."""
+    d, model, _ = run
+    stream = np.random.default_rng(0).integers(0, VOCAB, size=5 * T + 3).astype(np.uint16)
+    stream.tofile(d / "train.bin")
+    torch.save({"model": model.state_dict(), "model_args": {"n_embd": 8, "block_size": T}},
+               d / "ckpt.pt")
+    p = landscape.open(str(d / "ckpt.pt"), model=f"{d / 'gpt.py'}:make_all",
+                       data=str(d / "train.bin"), device="cpu")
+    rows = torch.from_numpy(stream[: 5 * T].astype(np.int64)).reshape(5, T)  # the tail left out
+    with torch.no_grad():
+        logits = model(rows, rows)[0]
+    expected = F.cross_entropy(logits[:, :-1].reshape(-1, VOCAB), rows[:, 1:].reshape(-1))
+    assert p.loss_fn.name == "causal-lm" and p.n_samples == 5
+    assert p.loss() == pytest.approx(float(expected), rel=1e-6)
+    cut = run_cli("inspect", str(d / "ckpt.pt"), "--model", f"{d / 'gpt.py'}:make_all",
+                  "--data", str(d / "train.bin"), "--max-samples", "2", "--device", "cpu",
+                  "-o", str(d / "i.h5"))
+    assert cut.code == 0 and "(2 samples)" in cut.stdout, cut.stderr
+
+
+def test_token_stream_options_and_bad_files(tmp_path):
+    from landscape.loading.token_stream import read_stream
+
+    ids = np.arange(40, dtype=np.uint32) * 1000  # over uint16's range
+    ids.tofile(tmp_path / "wide.bin")
+    got = read_stream(str(tmp_path / "wide.bin"), {"block_size": 8, "dtype": "uint32"}, 3)
+    assert torch.equal(got, torch.from_numpy(ids[:24].astype(np.int64)).reshape(3, 8))
+    (tmp_path / "odd.bin").write_bytes(b"\x01\x02\x03")
+    for path, kwargs, match in [
+        ("wide.bin", {}, "block_size"),
+        ("wide.bin", {"block_size": 8, "dtype": "float32"}, "dtype 'float32'"),
+        ("wide.bin", {"block_size": 1}, "integer >= 2"),
+        ("wide.bin", {"block_size": 8, "stride": 4}, "not 'stride'"),
+        ("wide.bin", {"block_size": 100, "dtype": "uint32"}, "fewer than one row"),
+        ("odd.bin", {"block_size": 2}, "not a whole number of uint16"),
+    ]:
+        with pytest.raises(InputError, match=match):
+            read_stream(str(tmp_path / path), kwargs)
+    run = run_cli("inspect", "nothing.pt", "--data", str(tmp_path / "odd.bin"))
+    assert run.code == 2

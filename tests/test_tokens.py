@@ -56,3 +56,24 @@ def test_xy_files_stay_xy_and_bad_token_files_are_refused(tmp_path):
     np.savez(tmp_path / "l.npz", input_ids=np.ones((3, 2), int), labels=np.ones(2, int))
     with pytest.raises(InputError, match="2 labels for 3 rows"):
         load_data(str(tmp_path / "l.npz"))
+
+
+def test_ids_that_are_their_own_labels_default_to_the_next_token_loss():
+    """Labels equal to the inputs make unshifted cross-entropy score each token against itself;
+    before, that was the default for an ids file and a model of one's own, silently."""
+    torch.manual_seed(0)
+    model = Bigram()
+    ids = torch.randint(0, 9, (6, 5))
+    p = Problem(model, ids, ids.clone(), batch_size=4)
+    with torch.no_grad():
+        logits = model(ids)
+    nxt = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 9), ids[:, 1:].reshape(-1))
+    assert p.loss_fn.name == "causal-lm" and p.loss() == pytest.approx(float(nxt), rel=1e-6)
+    assert any("the loss is causal-lm" in n for n in p.notes)
+    shifted = Problem(model, ids[:, :-1], ids[:, 1:], batch_size=4)  # targets already the next
+    assert shifted.loss_fn.name == "cross-entropy"
+    mask = torch.ones(6, 5, dtype=torch.long)
+    mask[0, 3:] = 0
+    rows = [({"input_ids": ids, "attention_mask": mask}, torch.where(mask == 1, ids, -100))]
+    assert Problem(model, rows).loss_fn.name == "causal-lm"  # padding aside, still the ids
+    assert Problem(model, ids, ids.clone(), loss="cross-entropy").loss_fn.name == "cross-entropy"

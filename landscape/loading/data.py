@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from landscape.errors import InputError
+from landscape.loading import token_stream
 from landscape.loading.imports import import_object, is_object_spec, one_line, resolve_path
 from landscape.loading.tokens import is_saved_dataset, read_saved_dataset, read_tokens
 
@@ -187,12 +188,16 @@ def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int 
     elif is_saved_dataset(folder := resolve_path(spec, base_dir) or ""):  # save_to_disk
         rows = read_saved_dataset(folder, kwargs.get("split"), max_samples)
         return DataSet(None, None, name=spec, task="tokens", stream=rows)
-    elif spec.lower().endswith(FILE_SUFFIXES):
+    elif spec.lower().endswith((*FILE_SUFFIXES, token_stream.SUFFIX)):
         found = resolve_path(spec, base_dir)
         if found is None or not os.path.isfile(found):
             where = f" (looked in {base_dir} and the working directory)" if base_dir else ""
             raise InputError(f"data file {spec} not found{where}")
-        tokens = read_tokens(found, max_samples)
+        if found.lower().endswith(token_stream.SUFFIX):  # nanoGPT's train.bin: ids, no header
+            ids = token_stream.read_stream(found, kwargs, max_samples)
+            tokens: tuple[Any, Any] | None = (ids, ids.clone())
+        else:
+            tokens = read_tokens(found, max_samples)
         if tokens is not None and tokens[1] is None:  # input_ids with mask/labels: dict rows
             return DataSet(None, None, name=spec, task="tokens", stream=tokens[0])
         x, y = tokens if tokens is not None else _read_file(found)
@@ -209,7 +214,8 @@ def load_data(spec: str, kwargs: dict[str, Any] | None = None, max_samples: int 
         x, y = obj
     else:
         raise InputError(f"unknown data {spec!r}: expected one of {sorted(BUILTIN)}, a file "
-                         f"({', '.join(FILE_SUFFIXES)}) or pkg.module:factory / file.py:factory")
+                         f"({', '.join(FILE_SUFFIXES)}, or .bin token ids) or pkg.module:factory "
+                         "/ file.py:factory")
     x, y = _as_tensor(x, f"x of {spec}"), _as_tensor(y, f"y of {spec}")
     if x.dim() == 0 or y.dim() == 0:
         raise InputError(f"data {spec}: x and y must have a sample dimension")
