@@ -201,12 +201,18 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
     if not os.path.exists(path):
         raise InputError(f"checkpoint {path} does not exist")
     if os.path.isdir(path):
-        from landscape.loading import hf  # a Hugging Face folder (config.json + weights)
+        from landscape.loading import dcp, hf  # Hugging Face and torch.distributed folders
 
         if hf.is_folder(path):
             return hf.read_folder(path)
-        raise InputError(f"checkpoint {path} is a directory, not a file nor a Hugging Face "
-                         "folder (config.json and weights)")
+        if dcp.is_folder(path):
+            state = dcp.as_saved_dict(dcp.read_state(path, trust))
+            ckpt = _interpret(path, dcp.digest(path), state)
+            ckpt.format = f"{dcp.FORMAT} {ckpt.format}"
+            return ckpt
+        raise InputError(f"checkpoint {path} is a directory, not a file, a Hugging Face folder "
+                         "(config.json and weights) nor a torch.distributed.checkpoint folder "
+                         "(.metadata and .distcp files)")
     try:
         size = os.path.getsize(path)
         sha = file_sha256(path)
