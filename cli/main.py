@@ -141,7 +141,17 @@ def _report(e: Exception, config: Config, argv: list[str]) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    """The console script: exit with main()'s status. After a Ctrl-C the process ends at once,
+    as ``interrupt.exit_now`` does: the line is printed and nothing is left to finish, while
+    a native thread the signal cut short can abort the interpreter's shutdown ("Fatal Python
+    error: PyThreadState_Get ... finalizing", SIGABRT instead of 130; seen once in CI)."""
+    code = main()
+    if interrupt.state.received:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -173,3 +173,32 @@ def test_ctrl_c_turned_into_another_error_still_exits_130(tmp_path, monkeypatch,
     done = run_cli(*RUN)
     _assert_clean(done.code, done.stderr, "")
     assert "internal error" not in done.stderr and "error:" not in done.stderr
+
+
+def test_the_console_script_ends_at_once_after_a_ctrl_c(tmp_path, monkeypatch, capsys) -> None:
+    """After the line, entry() ends the process with os._exit(130) and skips the interpreter's
+    shutdown, where a native thread the signal cut short once aborted it (SIGABRT, exit -6);
+    a run without a Ctrl-C exits through sys.exit as before."""
+    from landscape_cli import main as cli_main
+
+    monkeypatch.chdir(tmp_path)
+    ended: list[tuple[str, int]] = []
+
+    def os_exit(code: int) -> None:
+        ended.append(("os._exit", code))
+        raise SystemExit(code)
+
+    monkeypatch.setattr(cli_main.os, "_exit", os_exit)
+    monkeypatch.setattr(landscape.plots, "draw", lambda *a, **k: _kill_self())
+    monkeypatch.setattr(sys, "argv", ["landscape", *RUN])
+    with pytest.raises(SystemExit):
+        cli_main.entry()
+    assert ended == [("os._exit", 130)]
+    assert capsys.readouterr().err.rstrip().endswith("interrupted: no result file was written")
+    monkeypatch.undo()
+    monkeypatch.setattr(cli_main.os, "_exit", os_exit)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["landscape", *RUN])
+    with pytest.raises(SystemExit) as done:
+        cli_main.entry()
+    assert done.value.code == 0 and ended == [("os._exit", 130)]
