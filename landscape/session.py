@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from . import distributed, memory
 from .errors import InputError
-from .loading import hf
+from .loading import hf, token_stream
 from .loading.checkpoints import Checkpoint, load_checkpoint, load_into
 from .loading.data import load_data
 from .loading.models import build_model
@@ -141,8 +141,9 @@ def data_source(ckpt: Checkpoint | None, data: Any = None, data_kwargs: dict | N
     if data_kwargs is None and data_spec == spec.get("data"):
         data_kwargs = spec.get("data_kwargs")
     args = ckpt.metadata.get("model_args", {}) if ckpt else {}
-    if isinstance(data_spec, str) and data_spec.lower().endswith(".bin") and "block_size" in args:
-        data_kwargs = {"block_size": args["block_size"], **(data_kwargs or {})}  # nanoGPT's
+    stream = isinstance(data_spec, str) and data_spec.lower().endswith(token_stream.SUFFIX)
+    if stream and "block_size" in args:  # nanoGPT's train.bin, in rows of its model's context
+        data_kwargs = {"block_size": args["block_size"], **(data_kwargs or {})}
     base = os.path.dirname(os.path.abspath(ckpt.path)) if ckpt else None
     loaded = load_data(data_spec, data_kwargs, max_samples=max_samples, seed=seed, base_dir=base)
     return loaded.source, data_spec

@@ -17,7 +17,7 @@ from .analyses import directions as dirs
 from .errors import InputError
 from .loading.checkpoints import Checkpoint
 from .loading.optimizer import OptimizerState, read_optimizer
-from .loading.optimizer_kind import NAMES, kind_of
+from .loading.optimizer_kind import display_name, kind_of
 from .problem import Problem
 from .session import _origin, weights_like
 
@@ -45,7 +45,7 @@ def optimizer_state(problem: Problem, kind: str = "auto", optimizer_order: str |
         return state
     other = kind_of(sd)
     if other not in (None, "adam", "sgd"):
-        note = (f"the optimizer state is {NAMES.get(other, 'an unknown optimizer')}'s, and only "
+        note = (f"the optimizer state is {display_name(other)}'s, and only "
                 "Adam/AdamW and SGD states are read: it is not used")
         if note not in problem.notes:
             problem.notes.append(note)

@@ -25,7 +25,7 @@ import numpy as np
 from .. import steps as _steps
 from ..curvature import make_operator
 from ..errors import InputError
-from ..loading.optimizer_kind import NAMES, kind_of
+from ..loading.optimizer_kind import display_name, kind_of
 from ..problem import Problem
 from ..results import Result, RunInfo, read_result, write_result
 from .directions import ZeroLearningRate
@@ -104,7 +104,7 @@ def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
     """
     if optimizer not in ("auto", "sgd", "adam"):
         raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
-    sd = getattr(getattr(getattr(problem, "origin", None), "checkpoint", None), "optimizer", None)
+    sd = _optimizer_sd(problem)
     if optimizer != "sgd":
         state = _steps.optimizer_state(problem) if sd else None
         if state is not None and state.is_adam:
@@ -115,7 +115,7 @@ def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
                              "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
         other = kind_of(sd)
         if other not in (None, "sgd"):
-            raise InputError(f"the optimizer state is {NAMES.get(other, 'an unknown optimizer')}"
+            raise InputError(f"the optimizer state is {display_name(other)}"
                              "'s, whose edge of stability is neither SGD's nor Adam's: pass "
                              "`optimizer` sgd to compare lambda_max with (2+2*momentum)/lr")
     groups = [g for g in (sd or {}).get("param_groups") or [] if g.get("params")] or [{}]
@@ -158,7 +158,7 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         out["ghost_r"] = r.tau / r.rho_a if r.tau is not None else math.nan
         spent += r.matvecs
     kind = o.get("optimizer", "auto")
-    if "eos_ratio" in metrics and lr is not None and not (kind != "sgd" and _unstepped(problem)):
+    if "eos_ratio" in metrics and lr is not None and not _before_first_step(problem, kind):
         limit = threshold(problem, lr, kind)
         adam = _steps.optimizer_state(problem) if kind in ("auto", "adam") else None
         if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
@@ -171,12 +171,19 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
     return {k: v for k, v in out.items() if any(k in COLUMNS[m] for m in metrics)}, spent
 
 
-def _unstepped(problem: Problem) -> bool:
-    """An adaptive optimizer's state before its first step (groups with betas, no moments yet):
-    no preconditioner to take the edge on, so that row's eos_ratio is NaN, not GD's ratio."""
-    sd = getattr(getattr(getattr(problem, "origin", None), "checkpoint", None), "optimizer", None)
+def _optimizer_sd(problem: Problem) -> dict | None:
+    """The optimizer state dict of the checkpoint ``problem`` was opened from, if any."""
+    origin = getattr(problem, "origin", None)
+    return getattr(getattr(origin, "checkpoint", None), "optimizer", None)
+
+
+def _before_first_step(problem: Problem, optimizer: str) -> bool:
+    """An adaptive optimizer's state before its first step (groups with betas, no moments yet),
+    unless ``optimizer`` is sgd: no preconditioner to take the edge on, so that row's
+    eos_ratio is NaN, not GD's ratio."""
+    sd = _optimizer_sd(problem)
     groups = sd.get("param_groups") if isinstance(sd, dict) else None
-    return (isinstance(groups, list) and kind_of(sd) is None
+    return (optimizer != "sgd" and isinstance(groups, list) and kind_of(sd) is None
             and any(isinstance(g, dict) and "betas" in g for g in groups))
 
 
@@ -250,7 +257,7 @@ def track(
         for k in result.columns:
             result.columns[k].append(values.get(k, math.nan))
         result.matvecs += spent
-        if lr is not None and not (optimizer != "sgd" and _unstepped(problem)):
+        if lr is not None and not _before_first_step(problem, optimizer):
             result.threshold = threshold(problem, lr, optimizer)
         if out:
             partial = _prefix(result, i + 1)

@@ -32,6 +32,11 @@ NAMES = {"adam": "Adam", "sgd": "SGD", "radam": "RAdam", "nadam": "NAdam", "adam
          "rprop": "Rprop", "adafactor": "Adafactor"}
 
 
+def display_name(kind: str | None) -> str:
+    """The optimizer's name as a sentence uses it ('RMSprop', 'an unknown optimizer')."""
+    return NAMES.get(kind or "", "an unknown optimizer")
+
+
 def state_keys(state: dict) -> set[str]:
     """The union of the per-parameter state keys of a state dict's ``state``."""
     return {k for entry in state.values() if isinstance(entry, dict) for k in entry}
