@@ -151,6 +151,12 @@ def test_bad_files(model, tmp_path):
         load_checkpoint(str(tmp_path / "nope.pt"))
     with pytest.raises(InputError, match="is a directory"):
         load_checkpoint(str(tmp_path))
+    adapter = tmp_path / "lora"  # what peft's save_pretrained writes: no config.json, no base
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"peft_type": "LORA"}')
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(InputError, match="PEFT adapter, not a whole model: merge it"):
+        load_checkpoint(str(adapter))
     empty = tmp_path / "empty.pt"
     empty.write_bytes(b"")
     with pytest.raises(InputError, match="empty.pt is empty"):

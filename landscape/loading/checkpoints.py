@@ -210,6 +210,10 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
             ckpt = _interpret(path, dcp.digest(path), state)
             ckpt.format = f"{dcp.FORMAT} {ckpt.format}"
             return ckpt
+        if os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise InputError(f"{path} is a PEFT adapter, not a whole model: merge it into its "
+                             "base model and save that (model.merge_and_unload()"
+                             ".save_pretrained(folder)), then pass the folder")
         raise InputError(f"checkpoint {path} is a directory, not a file, a Hugging Face folder "
                          "(config.json and weights) nor a torch.distributed.checkpoint folder "
                          "(.metadata and .distcp files)")
