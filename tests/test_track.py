@@ -307,3 +307,83 @@ def test_adam_before_its_first_step_has_no_eos_ratio(tmp_path):
     assert math.isnan(explicit.columns["eos_ratio"][0])  # not "holds no Adam state" for the run
     sgd = track(paths, ["lambda_max", "eos_ratio"], lr=0.01, optimizer="sgd", open_options=oo)
     assert sgd.columns["eos_ratio"][0] == pytest.approx(sgd.columns["lambda_max"][0] * 0.01 / 2)
+
+
+def _scheduled_run(tmp_path, make_opt, saves=(1, 3, 5)):
+    """Full-batch steps on 150 digits with a StepLR halving the lr every 2 steps; a checkpoint
+    (weights, optimizer state, step) after each step in ``saves``. Returns {step: (model copy,
+    optimizer state copy, the lr the scheduler set for the next step)}."""
+    import copy
+
+    data = np.load(DIGITS)
+    x, y = torch.from_numpy(data["x"][:150]).double(), torch.from_numpy(data["y"][:150])
+    torch.manual_seed(0)
+    model = mlp(**KW).double()
+    opt = make_opt(model)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
+    spec = {"model": "mlp", "model_kwargs": KW, "data": DIGITS, "loss": "cross-entropy"}
+    kept = {}
+    for step in range(1, max(saves) + 1):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        sched.step()
+        if step in saves:
+            torch.save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                        "landscape": spec, "step": step}, tmp_path / f"s{step}.pt")
+            kept[step] = (*copy.deepcopy((model, opt)), opt.param_groups[0]["lr"])  # one copy:
+            # the optimizer's state stays keyed by the copied model's parameters
+    return kept
+
+
+def test_eos_ratio_without_lr_takes_each_checkpoints_scheduled_lr(tmp_path):
+    """SGD, momentum 0.9, lr 0.2 halved every 2 steps: the rows' lr are the scheduler's (0.2,
+    0.1, 0.05 after steps 1, 3, 5) and each ratio is the exact λ_max · lr / (2 + 2·0.9).
+    Before, eos_ratio needed one --lr for the whole run, wrong for every scheduled one."""
+    from helpers import exact_hessian
+
+    import landscape
+
+    kept = _scheduled_run(tmp_path, lambda m: torch.optim.SGD(m.parameters(), lr=0.2,
+                                                              momentum=0.9))
+    oo = {"max_samples": 150, "device": "cpu", "dtype": "float64"}
+    paths = [str(tmp_path / f"s{s}.pt") for s in kept]
+    r = track(paths, ["lambda_max", "eos_ratio"], open_options=oo)
+    assert r.columns["lr"] == pytest.approx([0.2, 0.1, 0.05], rel=1e-12)
+    assert r.columns["lr"] == pytest.approx([lr for _, _, lr in kept.values()], rel=1e-12)
+    for i, path in enumerate(paths):
+        lam = float(torch.linalg.eigvalsh(exact_hessian(landscape.open(path, **oo)))[-1])
+        lr = r.columns["lr"][i]
+        assert r.columns["eos_threshold"][i] == pytest.approx(3.8 / lr, rel=1e-12)
+        assert r.columns["eos_ratio"][i] == pytest.approx(lam * lr / 3.8, rel=1e-6)
+    assert r.threshold is None  # no one threshold: the column holds each row's
+    fixed = track(paths[:1], ["eos_ratio"], lr=0.1, open_options=oo)
+    assert "lr" not in fixed.columns and fixed.threshold == pytest.approx(38.0)
+
+
+def test_adam_eos_ratio_without_lr_uses_the_stored_lr(tmp_path):
+    """Adam's preconditioned edge at the scheduler's lr: exact λ_max(P^-1/2 H P^-1/2) times
+    lr (1 − β1)/(2 + 2β1), with P written out from torch's own state."""
+    from helpers import adam_diagonal, exact_hessian
+
+    import landscape
+
+    kept = _scheduled_run(tmp_path, lambda m: torch.optim.Adam(m.parameters(), lr=0.02),
+                          saves=(3,))
+    model, opt, lr = kept[3]
+    assert lr == pytest.approx(0.01)
+    oo = {"max_samples": 150, "device": "cpu", "dtype": "float64"}
+    r = track([str(tmp_path / "s3.pt")], ["eos_ratio"], open_options=oo)
+    d = adam_diagonal(model, opt)
+    H = exact_hessian(landscape.open(str(tmp_path / "s3.pt"), **oo))
+    exact = float(torch.linalg.eigvalsh(H / torch.outer(d.sqrt(), d.sqrt()))[-1])
+    assert r.columns["lambda_max_preconditioned"][0] == pytest.approx(exact, rel=1e-5)
+    assert r.columns["eos_ratio"][0] == pytest.approx(exact * lr * 0.1 / 3.8, rel=1e-5)
+    assert r.columns["eos_threshold"][0] == pytest.approx(3.8 / (0.1 * lr), rel=1e-12)
+
+
+def test_eos_ratio_without_lr_or_optimizer_state_exits_2(run_dir, monkeypatch):
+    monkeypatch.chdir(run_dir)
+    done = run_cli("track", "*.pt", *FAST, "--metrics", "eos_ratio", "-o", "x.h5", "--no-plot")
+    assert done.code == 2 and "needs --lr" in done.stderr and "optimizer state" in done.stderr
+    assert not os.path.exists("x.h5")

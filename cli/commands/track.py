@@ -29,8 +29,9 @@ def _metrics(value: str | None) -> list[str] | None:
 @click.option("--metrics", metavar="M1,M2", help="which: " + ", ".join(METRICS)
               + " [default: all; eos_ratio with --lr].")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True),
-              help="learning rate: eos_ratio and the stability threshold (2/lr SGD; 38/lr Adam, "
-              "on the preconditioned lambda_max).")
+              help="one learning rate for every checkpoint: eos_ratio and the stability threshold "
+              "(2/lr SGD; 38/lr Adam, on the preconditioned lambda_max). Without it, eos_ratio "
+              "takes each checkpoint's own lr from its optimizer state (a schedule's value).")
 @click.option("--optimizer", type=click.Choice(["auto", "sgd", "adam"]), default="auto",
               show_default=True, help="the threshold's optimizer (auto: Adam if its state is stored).")
 @click.option("--top-k", type=click.IntRange(min=1), default=1, show_default=True,
@@ -47,12 +48,13 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
     """One row per checkpoint of a training run: curvature, loss and step size over training.
 
     CKPT... are files or glob patterns, ordered by the step stored in them (step, global_step,
-    iteration, epoch) or else naturally by name. The result file is rewritten after every
+    iteration, iter_num, epoch) or else naturally by name. The result file is rewritten after every
     checkpoint; the same command on the same file resumes where it stopped.
 
     \b
     Example:
       landscape track 'runs/ckpt_*.pt' --lr 0.1 --max-samples 512 -o run.h5 --csv run.csv
+      landscape track 'out/checkpoint-*' --data tokens.npy --metrics lambda_max,eos_ratio
       landscape track data/demo_a.pt data/demo_b.pt --metrics loss,lambda_max,trace
     """
     from landscape.analyses import track as tr
@@ -99,7 +101,7 @@ def track(ckpts: tuple[str, ...], metrics: str | None, lr: float | None, optimiz
         figure = opts.get("plot") or f"{stem}_track.png"
         draw_into(content, figure)
         interrupt.state.written.append(figure)
-    columns = [k for cols in tr.COLUMNS.values() for k in cols if k in t]
+    columns = [k for k in tr.columns(list(tr.METRICS), None) if k in t]
     if csv_path:
         write_csv(csv_path, {"step": list(t["step"]), "checkpoint": list(t["checkpoint"]),
                              **{k: list(t[k]) for k in columns}})

@@ -3,11 +3,8 @@
 Per checkpoint θ_i (ordered by the step stored in it, else naturally by name): loss, accuracy,
 ‖∇L‖; λ_max (Lanczos, as ``spectrum``); tr(H) ± stderr (as ``trace``); the directional sharpness
 uᵀHu/‖u‖² along the actual update u = θ_{i+1} − θ_i (as ``sharpness CKPT NEXT``); the ghost
-radius ρ_a and r = τ/ρ_a along that update (as ``ghost CKPT NEXT``); with ``lr`` the edge-of-
-stability ratio λ_max / threshold, threshold 2(1+β)/lr for SGD with heavy-ball β, the
-smallest of the param groups (Cohen et al. 2021); for Adam the preconditioned
-λ_max(P^-1/2 H P^-1/2) (as ``sharpness``) against (2+2β1)/((1−β1)·lr) (38/lr at β1 = 0.9;
-Cohen et al. 2022). With ``out`` the
+radius ρ_a and r = τ/ρ_a along that update (as ``ghost CKPT NEXT``); the edge-of-stability
+ratio λ_max / threshold at ``lr`` or at each checkpoint's own lr (``track_eos``). With ``out`` the
 rows so far are written after each checkpoint, and a later call with the same file resumes.
 """
 
@@ -25,15 +22,14 @@ import numpy as np
 from .. import steps as _steps
 from ..curvature import make_operator
 from ..errors import InputError
-from ..loading.optimizer_kind import display_name, kind_of
 from ..problem import Problem
 from ..results import Result, RunInfo, read_result, write_result
+from . import track_eos as eos
 from .directions import ZeroLearningRate
 from .ghost import ghost as _ghost
-from .optimizer_step import adam_threshold
-from .sharpness import preconditioned
 from .spectrum import spectrum as _spectrum
 from .trace import trace as _trace
+from .track_eos import threshold  # noqa: F401  (public: the stability threshold)
 from .track_order import order  # noqa: F401  (public: the checkpoints in training order)
 
 METRICS = ("loss", "accuracy", "grad_norm", "lambda_max", "trace", "directional", "ghost",
@@ -43,6 +39,13 @@ COLUMNS = {"loss": ["loss"], "accuracy": ["accuracy"], "grad_norm": ["grad_norm"
            "directional": ["directional", "update_norm"], "ghost": ["ghost_radius", "ghost_r"],
            "eos_ratio": ["eos_ratio", "lambda_max_preconditioned"]}
 ProgressFn = Callable[[int, "int | None"], None]
+
+
+def columns(metrics: list[str], lr: float | None) -> list[str]:
+    """The columns of ``metrics``, with each checkpoint's lr and threshold where ``lr`` is not
+    given (eos_ratio then takes every checkpoint's own)."""
+    names = [c for m in metrics for c in COLUMNS[m]]
+    return names + (eos.STORED_LR_COLUMNS if "eos_ratio" in metrics and lr is None else [])
 
 
 @dataclass
@@ -76,6 +79,9 @@ class TrackResult(Result):
         "track/lambda_max_preconditioned": "Adam: lambda_max(P^-1/2 (H + wd) P^-1/2), Adam's "
         "preconditioner P (NaN for other optimizers)",
         "track/threshold": "largest stable lambda_max for the optimizer and lr",
+        "track/lr": "each checkpoint's own learning rate (its optimizer's largest group lr)",
+        "track/eos_threshold": "largest stable lambda_max at each checkpoint's own lr (inf at "
+        "lr 0)",
     }
 
     def tree(self) -> dict[str, Any]:
@@ -94,40 +100,11 @@ class TrackResult(Result):
         return {"track": g}
 
 
-def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
-    """The stability threshold on λ_max for ``lr`` (see the module docstring).
-
-    Adam's is read from the same parsed state as the preconditioned λ_max it divides
-    (``optimizer_step.adam_threshold``); SGD's from the momentum of the groups that hold
-    parameters. ``auto`` on another optimizer's state (RMSprop, NAdam, ...) is an error: its
-    edge is neither rule's.
-    """
-    if optimizer not in ("auto", "sgd", "adam"):
-        raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
-    sd = _optimizer_sd(problem)
-    if optimizer != "sgd":
-        state = _steps.optimizer_state(problem) if sd else None
-        if state is not None and state.is_adam:
-            return adam_threshold(state, lr)[0]
-        if optimizer == "adam":
-            raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
-                             "its threshold, and this checkpoint holds no Adam state "
-                             "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
-        other = kind_of(sd)
-        if other not in (None, "sgd"):
-            raise InputError(f"the optimizer state is {display_name(other)}"
-                             "'s, whose edge of stability is neither SGD's nor Adam's: pass "
-                             "`optimizer` sgd to compare lambda_max with (2+2*momentum)/lr")
-    groups = [g for g in (sd or {}).get("param_groups") or [] if g.get("params")] or [{}]
-    # groups of different momentum: the smallest, whose threshold is the lowest (as for Adam)
-    return (2 + 2 * min(float(g.get("momentum", 0.0) or 0.0) for g in groups)) / lr
-
-
 def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: dict[str, Any]
         ) -> tuple[dict[str, float], int]:
     """One checkpoint's values (NaN where a metric does not apply) and the matvecs spent."""
-    out: dict[str, float] = {c: math.nan for m in metrics for c in COLUMNS[m]}
     seed, lr, spent = o.get("seed", 0), o.get("lr"), 0
+    out: dict[str, float] = {c: math.nan for c in columns(metrics, lr)}
     ev = problem.evaluate()
     out["loss"] = ev["loss"]
     out["accuracy"] = math.nan if ev.get("accuracy") is None else ev["accuracy"]
@@ -157,34 +134,11 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         out["ghost_radius"] = r.rho_a
         out["ghost_r"] = r.tau / r.rho_a if r.tau is not None else math.nan
         spent += r.matvecs
-    kind = o.get("optimizer", "auto")
-    if "eos_ratio" in metrics and lr is not None and not _before_first_step(problem, kind):
-        limit = threshold(problem, lr, kind)
-        adam = _steps.optimizer_state(problem) if kind in ("auto", "adam") else None
-        if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
-            op = make_operator(problem, "hessian", seed=seed)
-            pc = preconditioned(problem, op, adam, lr, seed=seed + 1)
-            out["lambda_max_preconditioned"], out["eos_ratio"] = pc["lambda_max"], pc["ratio"]
-            spent += op.matvecs
-        else:
-            out["eos_ratio"] = out["lambda_max"] / limit
-    return {k: v for k, v in out.items() if any(k in COLUMNS[m] for m in metrics)}, spent
-
-
-def _optimizer_sd(problem: Problem) -> dict | None:
-    """The optimizer state dict of the checkpoint ``problem`` was opened from, if any."""
-    origin = getattr(problem, "origin", None)
-    return getattr(getattr(origin, "checkpoint", None), "optimizer", None)
-
-
-def _before_first_step(problem: Problem, optimizer: str) -> bool:
-    """An adaptive optimizer's state before its first step (groups with betas, no moments yet),
-    unless ``optimizer`` is sgd: no preconditioner to take the edge on, so that row's
-    eos_ratio is NaN, not GD's ratio."""
-    sd = _optimizer_sd(problem)
-    groups = sd.get("param_groups") if isinstance(sd, dict) else None
-    return (optimizer != "sgd" and isinstance(groups, list) and kind_of(sd) is None
-            and any(isinstance(g, dict) and "betas" in g for g in groups))
+    if "eos_ratio" in metrics:
+        values, used = eos.eos_row(problem, out["lambda_max"], lr, o.get("optimizer", "auto"), seed)
+        out.update(values)
+        spent += used
+    return {k: v for k, v in out.items() if k in columns(metrics, lr)}, spent
 
 
 def _resume(out: str, result: TrackResult) -> int:
@@ -237,15 +191,13 @@ def track(
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise InputError(f"`metrics` {bad[0]!r} unknown; choose from {', '.join(METRICS)}")
-    if "eos_ratio" in metrics and lr is None:
-        raise InputError("the eos_ratio metric needs `lr`")
     oo = dict(open_options or {})
     ordered, source = order(checkpoints, trust=bool(oo.get("trust")))
     opts = {"metrics": metrics, "lr": lr, "optimizer": optimizer, "top_k": top_k,
             "method": method, "probes": probes, "seed": seed, "open": oo}
     result = TrackResult([p for p, _, _ in ordered], [s for _, _, s in ordered],
                          [st for _, st, _ in ordered],
-                         {c: [] for m in metrics for c in COLUMNS[m]}, opts, source)
+                         {c: [] for c in columns(metrics, lr)}, opts, source)
     done = _resume(out, result) if out else 0
     total = len(ordered)
     for i in range(total):
@@ -257,7 +209,7 @@ def track(
         for k in result.columns:
             result.columns[k].append(values.get(k, math.nan))
         result.matvecs += spent
-        if lr is not None and not _before_first_step(problem, optimizer):
+        if lr is not None and not eos.before_first_step(problem, optimizer):
             result.threshold = threshold(problem, lr, optimizer)
         if out:
             partial = _prefix(result, i + 1)

@@ -1,6 +1,7 @@
 """The ``track`` figure: one panel per tracked quantity against the training step; the trace
-with its ±1.96·stderr band, the stability threshold on λ_max's panel, and 1 on the panels of
-ratios (eos_ratio, ghost r) whose crossing means instability."""
+with its ±1.96·stderr band, the stability threshold on λ_max's panel (a step line where it
+follows each checkpoint's own lr), and 1 on the panels of ratios (eos_ratio, ghost r) whose
+crossing means instability."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def plot(content: dict[str, Any], path: str) -> None:
             ax.legend(fontsize=7)
             if np.nanmax(y) > 0 and float(t["threshold"]) / np.nanmax(y) > 20:
                 ax.set_yscale("log")  # keep the curve readable below a far threshold
+        if key == "lambda_max" and "eos_threshold" in t:  # each checkpoint's own lr
+            limit = np.atleast_1d(t["eos_threshold"]).astype(float)
+            shown = np.where(np.isfinite(limit), limit, np.nan)  # lr 0: no threshold to draw
+            ax.step(x, shown, where="post", color="tab:red", ls="--", lw=1,
+                    label="stability threshold at each checkpoint's lr")
+            ax.legend(fontsize=7)
+            top = np.nanmax(shown) if np.isfinite(shown).any() else np.nan
+            if np.nanmax(y) > 0 and top / np.nanmax(y) > 20:
+                ax.set_yscale("log")
         if key in ("eos_ratio", "ghost_r"):
             ax.axhline(1.0, color="tab:red", ls="--", lw=1, label="1 (stability edge)")
             ax.legend(fontsize=7)

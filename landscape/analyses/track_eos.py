@@ -1,0 +1,119 @@
+"""track's edge-of-stability columns: λ_max against the largest stable λ_max for the step taken.
+
+Gradient descent with heavy-ball momentum β and step lr is stable on a quadratic while
+λ_max ≤ 2(1 + β)/lr (Cohen et al. 2021, "Gradient Descent on Neural Networks Typically Occurs
+at the Edge of Stability"); with groups of different β the smallest, whose threshold is lowest.
+Adam's edge is on the preconditioned λ_max(P^-1/2 H P^-1/2) against (2 + 2β1)/((1 − β1)·lr),
+38/lr at β1 = 0.9 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability").
+
+The lr is ``lr`` when given, one value for the whole run; else each checkpoint's own, from its
+optimizer's param groups, where a scheduler leaves the rate of the next step (the largest over
+the groups: with several, the ratio is then an upper bound for SGD, and Adam folds the others
+into P). A schedule's lr 0 is infinitely stable: ratio 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import steps as _steps
+from ..curvature import make_operator
+from ..errors import InputError
+from ..loading.optimizer_kind import display_name, kind_of
+from ..problem import Problem
+from .optimizer_step import adam_threshold
+from .sharpness import preconditioned
+
+STORED_LR_COLUMNS = ["lr", "eos_threshold"]  # with the lr of each checkpoint (no ``lr`` given)
+
+
+def optimizer_sd(problem: Problem) -> dict | None:
+    """The optimizer state dict of the checkpoint ``problem`` was opened from, if any."""
+    origin = getattr(problem, "origin", None)
+    return getattr(getattr(origin, "checkpoint", None), "optimizer", None)
+
+
+def before_first_step(problem: Problem, optimizer: str) -> bool:
+    """An adaptive optimizer's state before its first step (groups with betas, no moments yet),
+    unless ``optimizer`` is sgd: no preconditioner to take the edge on, so that row's
+    eos_ratio is NaN, not GD's ratio."""
+    sd = optimizer_sd(problem)
+    groups = sd.get("param_groups") if isinstance(sd, dict) else None
+    return (optimizer != "sgd" and isinstance(groups, list) and kind_of(sd) is None
+            and any(isinstance(g, dict) and "betas" in g for g in groups))
+
+
+def _groups(problem: Problem) -> list[dict]:
+    """The param groups that hold parameters."""
+    sd = optimizer_sd(problem)
+    groups = (sd or {}).get("param_groups") if isinstance(sd, dict) else None
+    return [g for g in groups or [] if isinstance(g, dict) and g.get("params")]
+
+
+def stored_lr(problem: Problem) -> float:
+    """The largest learning rate of the checkpoint's param groups: the scheduler's value for
+    the next step. Raises ``InputError`` where it holds no optimizer state to read it from."""
+    rates = [float(g["lr"]) for g in _groups(problem) if "lr" in g]
+    if not rates:
+        where = getattr(getattr(getattr(problem, "origin", None), "checkpoint", None), "path", "")
+        raise InputError(f"the eos_ratio metric needs `lr`: {where or 'the checkpoint'} holds no "
+                         "optimizer state to take each checkpoint's own from")
+    return max(rates)
+
+
+def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
+    """The stability threshold on λ_max for ``lr`` (see the module docstring).
+
+    Adam's is read from the same parsed state as the preconditioned λ_max it divides
+    (``optimizer_step.adam_threshold``); SGD's from the momentum of the groups that hold
+    parameters. ``auto`` on another optimizer's state (RMSprop, NAdam, ...) is an error: its
+    edge is neither rule's.
+    """
+    if optimizer not in ("auto", "sgd", "adam"):
+        raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
+    sd = optimizer_sd(problem)
+    if optimizer != "sgd":
+        state = _steps.optimizer_state(problem) if sd else None
+        if state is not None and state.is_adam:
+            return adam_threshold(state, lr)[0]
+        if optimizer == "adam":
+            raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
+                             "its threshold, and this checkpoint holds no Adam state "
+                             "(exp_avg_sq): use `optimizer` sgd or save the optimizer")
+        other = kind_of(sd)
+        if other not in (None, "sgd"):
+            raise InputError(f"the optimizer state is {display_name(other)}'s, whose edge of "
+                             "stability is neither SGD's nor Adam's: pass `optimizer` sgd to "
+                             "compare lambda_max with (2+2*momentum)/lr")
+    groups = _groups(problem) or [{}]
+    return (2 + 2 * min(float(g.get("momentum", 0.0) or 0.0) for g in groups)) / lr
+
+
+def eos_row(problem: Problem, lambda_max: float, lr: float | None, optimizer: str, seed: int
+            ) -> tuple[dict[str, float], int]:
+    """eos_ratio and lambda_max_preconditioned (and, without ``lr``, the lr and threshold the
+    checkpoint's own rate gives) for one checkpoint, and the matvecs spent."""
+    out: dict[str, float] = {}
+    if before_first_step(problem, optimizer):
+        return out, 0
+    rate = stored_lr(problem) if lr is None else lr
+    if lr is None:
+        out["lr"] = rate
+    if rate <= 0:  # a schedule's end: no step, nothing can diverge
+        threshold(problem, 1.0, optimizer)  # the same refusals as any other row
+        out.update(eos_ratio=0.0, eos_threshold=math.inf)
+        return out, 0
+    limit = threshold(problem, rate, optimizer)
+    adam = _steps.optimizer_state(problem) if optimizer in ("auto", "adam") else None
+    if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
+        op = make_operator(problem, "hessian", seed=seed)
+        pc: dict[str, Any] = preconditioned(problem, op, adam, lr, seed=seed + 1)
+        out.update(lambda_max_preconditioned=pc["lambda_max"], eos_ratio=pc["ratio"])
+        if lr is None:
+            out["eos_threshold"] = pc["threshold"]
+        return out, op.matvecs
+    out["eos_ratio"] = lambda_max / limit
+    if lr is None:
+        out["eos_threshold"] = limit
+    return out, 0
