@@ -347,3 +347,25 @@ def test_state_keyed_by_name_is_read_by_its_names():
     for n in given:
         assert torch.equal(state.exp_avg[n], opt.state[named[n]]["exp_avg"]), n
         assert torch.equal(state.exp_avg_sq[n], opt.state[named[n]]["exp_avg_sq"]), n
+
+
+def test_sgd_state_gives_sharpness_its_rate_and_momentum():
+    """Without lr, an SGD checkpoint's edge of stability is taken at its own next step: its
+    largest group lr (0.3) and smallest momentum (0.8), against the exact λ_max. Before, the
+    ratio needed --lr and --momentum, both already in the checkpoint."""
+    def make(model):
+        groups = [{"params": pick(model, ["0.weight", "0.bias"]), "lr": 0.1, "momentum": 0.9},
+                  {"params": pick(model, ["2.weight", "2.bias"]), "lr": 0.3, "momentum": 0.8}]
+        return torch.optim.SGD(groups)
+
+    p, sd, _, _ = train(mlp(), make)
+    state = read_optimizer(sd, shapes(p.model))
+    lam = float(torch.linalg.eigvalsh(exact_hessian(p))[-1])
+    r = sharpness(p, top_k=1, n_random=0, adam=state, max_steps=40)
+    assert (r.lr, r.momentum, r.rate_source) == (0.3, 0.8, "sgd state")
+    assert r.eos_ratio == pytest.approx(lam * 0.3 / (2 + 2 * 0.8), rel=1e-6)
+    given = sharpness(p, top_k=1, n_random=0, adam=state, lr=0.1, max_steps=40)
+    assert (given.lr, given.momentum, given.rate_source) == (0.1, 0.0, "given")
+    told = sharpness(p, top_k=1, n_random=0, adam=state, momentum=0.0, max_steps=40)
+    assert told.threshold == pytest.approx(2 / 0.3)
+    assert sharpness(p, top_k=1, n_random=0, max_steps=40).eos_ratio is None  # no state, no lr

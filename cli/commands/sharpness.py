@@ -39,20 +39,25 @@ def _optimizer_kind(problem) -> str:  # noqa: ANN001 - a Problem opened from a c
     return describe_optimizer(c.optimizer).get("kind", "") if c.optimizer else ""
 
 
+def _rates(r: SharpnessResult) -> str:
+    if r.rate_source == "sgd state":
+        return f"β = {r.momentum:g}, lr = {r.lr:g}, from the checkpoint's SGD state"
+    return f"β = {r.momentum:g} from --momentum, lr = {r.lr:g}"
+
+
 def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
     """λ_max against each edge-of-stability threshold, with the β and lr it was computed from.
 
     ``optimizer`` is the kind of the checkpoint's optimizer state ('adam', 'adamw', 'sgd',
     another's name as ``optimizer_kind`` gives it, or '').
     """
-    from landscape.loading.optimizer_kind import NAMES
+    from landscape.loading.optimizer_kind import display_name
 
     lines = []
     if r.eos_ratio is not None:
         lines.append(
             f"edge of stability (gradient descent): lambda_max {fmt(r.lambda_max, 4)} vs threshold "
-            f"(2+2β)/lr = {fmt(r.threshold, 4)} (β = {r.momentum:g} from --momentum, "
-            f"lr = {r.lr:g}): ratio {fmt(r.eos_ratio, 4)}"
+            f"(2+2β)/lr = {fmt(r.threshold, 4)} ({_rates(r)}): ratio {fmt(r.eos_ratio, 4)}"
         )
         if optimizer in ("adam", "adamw"):
             where = ("see the preconditioned line below" if r.preconditioned else
@@ -63,7 +68,7 @@ def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
             )
         elif optimizer not in ("sgd", "unknown", ""):
             lines.append(
-                f"  the checkpoint holds {NAMES.get(optimizer, optimizer)} state: its edge of "
+                f"  the checkpoint holds {display_name(optimizer)} state: its edge of "
                 "stability is not plain GD's, and landscape knows no threshold for it"
             )
     if r.preconditioned:
@@ -82,14 +87,14 @@ def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
 @click.option(
     "--lr",
     type=click.FloatRange(min=0, min_open=True),
-    help="learning rate: gives the edge-of-stability ratio (and overrides Adam's).",
+    help="learning rate: gives the edge-of-stability ratio (and overrides Adam's) [default: "
+    "an SGD state's own].",
 )
 @click.option(
     "--momentum",
     type=click.FloatRange(0, 1, max_open=True),
-    default=0.0,
-    show_default=True,
-    help="heavy-ball momentum beta: threshold (2+2*beta)/lr.",
+    help="heavy-ball momentum beta: threshold (2+2*beta)/lr [default: an SGD state's own "
+    "(the smallest of its groups), else 0].",
 )
 @click.option(
     "--top-k",

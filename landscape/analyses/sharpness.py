@@ -78,6 +78,7 @@ class SharpnessResult(Result):
     curvature: str = "hessian"
     lr: float | None = None
     momentum: float = 0.0
+    rate_source: str = ""  # 'given' (lr passed) or 'sgd state' (the checkpoint's own)
     preconditioned: dict[str, float] | None = None
     update_source: str = ""
     steps: np.ndarray = field(default_factory=lambda: STEPS.copy())
@@ -156,6 +157,7 @@ class SharpnessResult(Result):
             g["directional"]["random_std"] = float(np.std(self.random))
         if self.lr is not None:
             g.update(lr=self.lr, threshold=self.threshold, eos_ratio=self.eos_ratio)
+            g["attrs"]["rate_source"] = self.rate_source
         if self.preconditioned is not None:
             g["preconditioned"] = dict(self.preconditioned)
         if self.true_loss is not None:
@@ -213,7 +215,7 @@ def sharpness(
     n_random: int = 10,
     seed: int = 0,
     lr: float | None = None,
-    momentum: float = 0.0,
+    momentum: float | None = None,
     adam: OptimizerState | None = None,
     update: dirs.Update | None = None,
     file_direction: Tensor | None = None,
@@ -227,8 +229,16 @@ def sharpness(
     ``update`` is the step training takes (``directions.resolve_update``); without one the
     quadratic model runs along −g scaled to the model's own minimiser t* = ‖g‖²/gᵀCg.
     ``adam`` (an Adam ``OptimizerState``) adds the preconditioned sharpness (its groups' lrs
-    unless ``lr`` is given; see the module docstring for several groups).
+    unless ``lr`` is given; see the module docstring for several groups). Without ``lr``, an
+    SGD state gives the rate and β of its next step (its largest lr, its smallest momentum,
+    unless ``momentum`` is given); ``momentum`` is 0 otherwise.
     """
+    rate_source = "" if lr is None else "given"
+    if lr is None and adam is not None and not adam.is_adam and adam.lr > 0:
+        lr, rate_source = adam.lr, "sgd state"
+        if momentum is None:
+            momentum = min(h.momentum for h in adam.hyper.values())
+    momentum = momentum or 0.0
     op = make_operator(problem, curvature, seed=seed)
     loss, g = problem.loss_and_grad()
     eig = lanczos(
@@ -281,8 +291,9 @@ def sharpness(
         loss=loss,
         grad_norm=gnorm,
         curvature=curvature,
-        lr=lr if lr is not None else None,
+        lr=lr,
         momentum=momentum,
+        rate_source=rate_source,
         preconditioned=precond,
         update_source=source,
         steps=t,
