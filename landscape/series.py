@@ -30,7 +30,8 @@ def write_csv(path: str, columns: dict[str, Any]) -> None:
 
 def _csv_cell(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
-        return "" if not math.isfinite(float(value)) else repr(float(value))
+        v = float(value)
+        return "" if math.isnan(v) else repr(v)  # NaN: no value; inf stays inf (an lr-0 row)
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -187,3 +187,28 @@ def test_unreadable_side_files_leave_the_state_out_with_a_note(run, tmp_path):
     assert any("does not load with weights_only=True" in n for n in ck.metadata["notes"])
     good = load_checkpoint(str(run / "out" / "checkpoint-2"))  # same weights; its state is
     assert good.optimizer is not None and good.sha256 != ck.sha256  # read, and in its digest
+
+
+def test_eos_ratio_follows_the_trainers_schedule(run):
+    """Without --lr each folder is held to its own lr: 5e-4 halfway down the linear schedule,
+    0 at its end (ratio 0, threshold inf, written "inf" in the CSV, not left empty as NaN)."""
+    import csv
+
+    import h5py
+
+    out, table = run / "eos.h5", run / "eos.csv"
+    done = run_cli("track", str(run / "out" / "checkpoint-*"), "--data", str(run / "tokens.npy"),
+                   "--metrics", "eos_ratio", "--device", "cpu", "--no-plot", "-o", str(out),
+                   "--csv", str(table))
+    assert done.code == 0, done.stderr
+    with h5py.File(out) as f:
+        t = {k: f["track"][k][()] for k in ("lr", "eos_ratio", "eos_threshold",
+                                             "lambda_max_preconditioned")}
+    assert list(t["lr"]) == pytest.approx([5e-4, 0.0], rel=1e-9)
+    assert t["eos_threshold"][0] == pytest.approx(3.8 / (0.1 * 5e-4), rel=1e-9)
+    assert t["eos_ratio"][0] == pytest.approx(t["lambda_max_preconditioned"][0]
+                                              / t["eos_threshold"][0], rel=1e-9)
+    assert t["eos_ratio"][1] == 0.0 and np.isinf(t["eos_threshold"][1])
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    assert rows[1]["eos_threshold"] == "inf" and rows[1]["lambda_max_preconditioned"] == ""
