@@ -101,10 +101,24 @@ def test_resnet_residual_adds_tie_permutations():
     _check_recovery(model, x)
 
 
-def test_attention_stops_alignment_naming_the_module():
-    with pytest.raises(InputError, match=r"blocks\.0\.attn"):
-        permutation_spec(tinygpt(vocab=16, d_model=8, n_layer=1, n_head=2, seq_len=8),
-                         torch.randint(0, 16, (2, 8)))  # fmt: skip
+def test_attention_keeps_its_units_and_the_rest_of_a_transformer_is_recovered():
+    """The split into heads fixes qkv's output units (named in ``fixed``); the residual stream
+    (embeddings, norms, every projection into and out of it, the head) and each MLP's hidden
+    units are still permuted, and a randomly permuted copy is recovered exactly. Before, any
+    transformer stopped alignment ("applies split to permuted features")."""
+    torch.manual_seed(0)
+    model = tinygpt(vocab=16, d_model=8, n_layer=2, n_head=2, seq_len=8).eval()
+    ids = torch.randint(0, 16, (6, 8), generator=torch.Generator().manual_seed(0))
+    spec = permutation_spec(model, ids[:2])
+    assert spec.fixed == {f"module blocks.{i}.attn": "applies split to permuted features"
+                          for i in range(2)}
+    residual = next(g for g, axes in spec.groups.items() if ("tok.weight", 1) in axes)
+    assert {("pos.weight", 1), ("head.weight", 1), ("blocks.1.attn.proj.weight", 0),
+            ("blocks.0.attn.qkv.weight", 1)} <= set(spec.groups[residual])
+    assert not any(k.startswith("blocks.0.attn.qkv") and ax == 0
+                   for axes in spec.groups.values() for k, ax in axes)
+    assert {"blocks.0.mlp.0", "blocks.1.mlp.0"} <= set(spec.groups)
+    _check_recovery(model, ids)
 
 
 def test_flatten_of_spatial_channels_stops_alignment():
@@ -117,3 +131,62 @@ def test_flatten_of_spatial_channels_stops_alignment():
 def test_output_units_are_never_permuted():
     spec = permutation_spec(mlp(), torch.randn(4, 6))
     assert not any(k.startswith("4.") and ax == 0 for g in spec.groups.values() for k, ax in g)
+
+
+class _LayerNorm(nn.Module):  # nanoGPT's: F.layer_norm with an optional bias
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(1 + 0.1 * torch.randn(d))
+        self.bias = nn.Parameter(0.1 * torch.randn(d))
+
+    def forward(self, x):
+        return nn.functional.layer_norm(x, self.weight.shape, self.weight, self.bias, 1e-5)
+
+
+class _Block(nn.Module):
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = _LayerNorm(d), _LayerNorm(d)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        B, T, C = x.size()  # noqa: N806 - as nanoGPT writes it
+        q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
+        q, k, v = (z.view(B, T, self.heads, C // self.heads).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / (C // self.heads) ** 0.5
+        mask = torch.ones(T, T).tril() == 0
+        y = att.masked_fill(mask, float("-inf")).softmax(-1) @ v
+        x = x + self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+        return x + self.mlp_proj(nn.functional.gelu(self.c_fc(self.ln_2(x))))
+
+
+class _NanoGPTLike(nn.Module):
+    def __init__(self, vocab: int = 20, d: int = 8, t: int = 6) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(t, d)
+        self.h = nn.ModuleList([_Block(d, 2), _Block(d, 2)])
+        self.ln_f = _LayerNorm(d)
+        self.lm_head = nn.Linear(d, vocab, bias=False)
+        self.wte.weight = self.lm_head.weight  # tied, as nanoGPT ties them
+
+    def forward(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.size(1)))
+        for block in self.h:
+            x = block(x)
+        return self.lm_head(self.ln_f(x))
+
+
+def test_nanogpt_like_model_aligns_its_residual_stream_through_tied_weights():
+    """nanoGPT's own LayerNorm (F.layer_norm), x.size(), a tied embedding and head, a split
+    into heads: the residual stream and MLPs are permuted, a permuted copy recovered exactly."""
+    model = _NanoGPTLike().eval()
+    ids = torch.randint(0, 20, (5, 6), generator=torch.Generator().manual_seed(1))
+    spec = permutation_spec(model, ids[:2])
+    assert set(spec.fixed) == {"module h.0", "module h.1"}  # the split of c_attn's output
+    residual = next(g for g, axes in spec.groups.items() if ("lm_head.weight", 1) in axes)
+    assert {("wte.weight", 1), ("wpe.weight", 1), ("h.0.ln_1.weight", 0), ("ln_f.bias", 0),
+            ("h.1.mlp_proj.weight", 0)} <= set(spec.groups[residual])
+    _check_recovery(model, ids)

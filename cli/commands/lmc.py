@@ -128,6 +128,10 @@ def lmc(checkpoints: tuple[str, ...], **opts) -> None:
             f"alignment: ‖θ_A−θ_B‖ {al['distance_before']:.4g} -> {al['distance_after']:.4g} "
             f"({al['sweeps']} sweeps, {int(al['moved'].sum())} units moved)"
         )
+        fixed = [str(f.decode() if isinstance(f, bytes) else f) for f in al.get("fixed", [])]
+        if fixed:
+            lines.append(f"  not aligned, their units kept in place ({len(fixed)}): "
+                         + "; ".join(fixed[:3]) + ("; ..." if len(fixed) > 3 else ""))
     if result.layers:
         lines.append("layer-wise loss barrier, vs endpoint line / vs endpoint mean:")
     for name, group in result.layers.items():

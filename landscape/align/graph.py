@@ -5,8 +5,11 @@ whose weight is stored transposed: see ``layers``) can be relabelled without cha
 if every tensor axis indexed by that unit is permuted the same way (Ainsworth et al. 2023, "Git
 Re-Basin", §2). Tracing follows each feature axis from the layer that creates it: norm layers and
 elementwise ops carry it along, a residual add ties the axes of its operands into one group, and
-an axis that reaches the output (or mixes with the input) is fixed. Any other op touching a
-permutable axis stops alignment with an ``InputError`` naming the module.
+an axis that reaches the output (or mixes with the input) is fixed. An embedding starts a group
+on its feature axis. Any other op that permuted features reach (attention's split into heads, a
+flatten of channels with positions) fixes the groups that reach it: those units keep their
+places, the rest are still aligned, and ``PermutationSpec.fixed`` names where and why. Ops whose
+result is not a tensor (``x.size()``) fix nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class PermutationSpec:
 
     groups: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
+    fixed: dict[str, str] = field(default_factory=dict)  # where permuted features were stopped
 
     def axes_of(self, key: str) -> list[tuple[int, str]]:
         """(axis, group) pairs of one tensor."""
@@ -64,6 +68,8 @@ class _Finder:
         self.names = ["fixed"]
         self.axes: list[tuple[str, int, int]] = []  # (key, axis, group)
         self.state: dict[fx.Node, tuple[int, int] | None] = {}
+        self.pinned: dict[str, str] = {}
+        self.pins: list[tuple[str, str, list[int]]] = []
 
     # -- union-find ------------------------------------------------------------------------
     def new(self, name: str) -> int:
@@ -90,12 +96,28 @@ class _Finder:
         meta = node.meta.get("tensor_meta") if isinstance(node, fx.Node) else None
         return tuple(meta.shape) if hasattr(meta, "shape") else None
 
-    def stop(self, node: fx.Node, why: str) -> InputError:
-        where = node.meta.get("scope") or ""
+    def where(self, node: fx.Node) -> str:
+        scope = node.meta.get("scope") or ""
         if node.op == "call_module":
-            where = f"{node.target} ({type(self.modules[node.target]).__name__})"
-        where = where or f"operation {node.name!r}"
-        return InputError(f"cannot align: module {where} {why}")
+            scope = f"{node.target} ({type(self.modules[node.target]).__name__})"
+        return f"module {scope}" if scope else f"operation {node.name!r}"
+
+    def pin(self, node: fx.Node, why: str) -> None:
+        """Fix every group whose features reach ``node`` (after the walk: ``settle``); its
+        output carries none."""
+        groups = [self.state[x][0] for x in node.all_input_nodes if self.state.get(x) is not None]
+        self.pins.append((self.where(node), why, groups))
+        return None
+
+    def settle(self) -> None:
+        """Fix the pinned groups, naming the places that fixed a group nothing else did (an
+        op on the logits, whose units the output fixes anyway, is not news)."""
+        for where, why, groups in self.pins:
+            if any(self.find(g) != FIXED for g in groups):
+                self.pinned.setdefault(where, why)
+        for _, _, groups in self.pins:
+            for g in groups:
+                self.union(g, FIXED)
 
     def tie(self, owner: str, g: int | None, attr: str, axis: int) -> None:
         m = self.modules[owner]
@@ -119,6 +141,7 @@ class _Finder:
                 self.state[node] = self.module(node)
             else:
                 self.state[node] = self.function(node)
+        self.settle()
 
     def module(self, node: fx.Node) -> tuple[int, int] | None:
         m, name, s = self.modules[node.target], node.target, self.arg(node)
@@ -129,7 +152,8 @@ class _Finder:
             out_axis, in_axis = (layout.out_axis, layout.in_axis) if layout else (0, 1)
             want = 1 if conv else len(self.shape(node.args[0]) or (0,)) - 1
             if s is not None and s[1] != want:
-                raise self.stop(node, f"receives permuted features on axis {s[1]}")
+                self.pin(node, f"receives permuted features on axis {s[1]}")
+                s = None
             self.tie(name, s[0] if s else None, "weight", in_axis)
             g = self.new(name)
             self.tie(name, g, "weight", out_axis)
@@ -142,7 +166,7 @@ class _Finder:
             return s
         if isinstance(m, nn.LayerNorm):
             if s is not None and (len(m.normalized_shape) != 1 or s[1] != len(out_shape) - 1):
-                raise self.stop(node, "normalises over more than the permuted axis")
+                return self.pin(node, "normalises over more than the permuted axis")
             if s is not None:
                 self.tie(name, s[0], "weight", 0)
                 self.tie(name, s[0], "bias", 0)
@@ -151,8 +175,12 @@ class _Finder:
             return s
         if isinstance(m, nn.Flatten):
             return self.flatten(node, m.start_dim, m.end_dim)
+        if isinstance(m, nn.Embedding) and out_shape:  # a row per token: features on its axis 1
+            g = self.new(name)
+            self.tie(name, g, "weight", 1)
+            return (g, len(out_shape) - 1)
         if any(self.state.get(x) is not None for x in node.all_input_nodes):
-            raise self.stop(node, "is not supported for alignment (permuted features reach it)")
+            return self.pin(node, "is not supported for alignment")
         return None
 
     def function(self, node: fx.Node) -> tuple[int, int] | None:
@@ -164,13 +192,17 @@ class _Finder:
             return s
         if t in _BINARY or (node.op == "call_method" and t in _BINARY_METHODS):
             return self.binary(node)
+        if t is F.layer_norm:  # a norm module of one's own (nanoGPT's LayerNorm) calls it
+            return self.layer_norm(node, s)
         if t is torch.flatten or (node.op == "call_method" and t == "flatten"):
             start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
             end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
             return self.flatten(node, start, end)
         if node.op == "call_method" and t in _REDUCTIONS or t in (torch.mean, torch.sum):
             return self.reduce(node, s)
-        raise self.stop(node, f"applies {getattr(t, '__name__', t)!s} to permuted features")
+        if "tensor_meta" not in node.meta:  # x.size(), x.dim(): no tensor, nothing to permute
+            return None
+        return self.pin(node, f"applies {getattr(t, '__name__', t)!s} to permuted features")
 
     def binary(self, node: fx.Node) -> tuple[int, int] | None:
         g, neg = None, 0
@@ -179,7 +211,7 @@ class _Finder:
             if sx is None:
                 continue
             if g is not None and sx[1] - len(shp) != neg:
-                raise self.stop(node, "combines tensors permuted along different axes")
+                return self.pin(node, "combines tensors permuted along different axes")
             neg = sx[1] - len(shp)
             g = sx[0] if g is None else self.union(g, sx[0])
         for x in node.all_input_nodes:
@@ -187,10 +219,29 @@ class _Finder:
             if self.state.get(x) is not None or shp is None or len(shp) < -neg:
                 continue
             if x.op == "get_attr":
-                raise self.stop(node, f"combines permuted features with the tensor {x.target!r}")
+                return self.pin(node, f"combines permuted features with the tensor {x.target!r}")
             if shp[neg] > 1:  # an unpermuted tensor along the same axis pins the group
                 g = self.union(g, FIXED)
         return (g, len(self.shape(node)) + neg)
+
+    def layer_norm(self, node: fx.Node, s: tuple[int, int] | None) -> tuple[int, int] | None:
+        """F.layer_norm over the permuted (last) axis alone, its weight and bias parameters
+        permuted with it."""
+        shape = node.args[1] if len(node.args) > 1 else node.kwargs.get("normalized_shape")
+        out = self.shape(node)
+        if s is None or out is None:
+            return s
+        if len(tuple(shape)) != 1 or s[1] != len(out) - 1:
+            return self.pin(node, "normalises over more than the permuted axis")
+        ties = []
+        for i, name in ((2, "weight"), (3, "bias")):
+            w = node.args[i] if len(node.args) > i else node.kwargs.get(name)
+            if isinstance(w, fx.Node) and w.op == "get_attr":
+                ties.append((str(w.target), 0, s[0]))
+            elif w is not None:
+                return self.pin(node, f"normalises with a computed {name}")
+        self.axes.extend(ties)
+        return s
 
     def flatten(self, node: fx.Node, start: int, end: int) -> tuple[int, int] | None:
         s = self.arg(node)
@@ -202,7 +253,7 @@ class _Finder:
             return s
         if s[1] == start and all(n == 1 for n in shp[start + 1 : end + 1]):
             return s
-        raise self.stop(node, "flattens permuted channels together with spatial positions")
+        return self.pin(node, "flattens permuted channels together with spatial positions")
 
     def reduce(self, node: fx.Node, s: tuple[int, int]) -> tuple[int, int] | None:
         shp = self.shape(node.args[0])
@@ -216,7 +267,7 @@ class _Finder:
         return (s[0], s[1] if keep else s[1] - sum(d < s[1] for d in dims))
 
     def spec(self, state: dict[str, torch.Tensor]) -> PermutationSpec:
-        spec = PermutationSpec()
+        spec = PermutationSpec(fixed=dict(self.pinned))
         names: dict[int, str] = {}
         for key, axis, g in self.axes:
             root = self.find(g)
@@ -244,5 +295,7 @@ def permutation_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec
         model.train(was_training)
     spec = finder.spec(model.state_dict())
     if not spec.groups:
-        raise InputError("cannot align: the model has no permutable hidden units")
+        why = "; ".join(f"{w} {r}" for w, r in list(spec.fixed.items())[:3])
+        raise InputError("cannot align: the model has no permutable hidden units"
+                         + (f" (fixed where: {why})" if why else ""))
     return spec

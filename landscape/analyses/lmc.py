@@ -167,6 +167,8 @@ def _align(problem: Problem, a: dict, b: dict, seed: int) -> tuple[dict, dict[st
             [int((match.perms[g] != torch.arange(len(match.perms[g]))).sum()) for g in spec.groups]
         ),  # fmt: skip
     }
+    if spec.fixed:  # units alignment could not follow (attention heads): they keep their places
+        info["fixed"] = [f"{where} {why}" for where, why in spec.fixed.items()]
     return aligned, info
 
 
