@@ -321,6 +321,7 @@ class Problem:
 
     def _check_forward(self) -> None:
         xb, yb = self.data.first()
+        out = None
         try:
             with torch.no_grad():
                 args, kwargs = call_args(head(xb, 2))
@@ -329,8 +330,14 @@ class Problem:
                 self.loss_fn(out, yb[:2])
         except (RuntimeError, ValueError, IndexError, TypeError) as e:
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            hint = ""
+            if out is not None and out.dim() == 2 and yb.dim() == 2:  # one row per sequence
+                hint = (f"; the model gives one row of scores per sequence {tuple(out.shape)} "
+                        f"and the targets are per token {tuple(yb[:2].shape)}: a classification "
+                        "head needs a labels (or label) column of one class per row")
             raise InputError(
-                f"the model does not run on this data with loss {self.loss_fn.name!r}: {msg}"
+                f"the model does not run on this data with loss {self.loss_fn.name!r}: "
+                f"{msg.rstrip('.') if hint else msg}{hint}"
             ) from None
         if note:
             self.notes.append(note)

@@ -347,3 +347,24 @@ def test_a_folder_with_its_own_code_loads_only_when_trusted(folders, tmp_path, m
     p = landscape.open(own, data=data, trust=True)
     assert type(p.model).__name__ == "MineForCausalLM" and p.loss_name == "causal-lm"
     assert p.size == 2 * VOCAB * 4 + VOCAB and np.isfinite(p.loss())
+
+
+def test_a_classification_set_names_its_labels_label(folders, tmp_path):
+    """datasets' classification sets (GLUE, IMDb) call the column ``label``, which the
+    Trainer's collator renames to ``labels``. Before, it was ignored: the labels defaulted to
+    the ids and the run stopped on "Expected input batch_size (2) to match target batch_size
+    (16)". The known answer: the loss with the same classes under ``labels``."""
+    datasets = pytest.importorskip("datasets")
+    tok = _tokens()
+    labels = [0, 2, 1, 1, 0, 2]
+    rows = {k: v.tolist() for k, v in tok.items()}
+    datasets.Dataset.from_dict({**rows, "label": labels}).save_to_disk(tmp_path / "label")
+    np.savez(tmp_path / "label.npz", label=np.array(labels),
+             **{k: v.numpy() for k, v in tok.items()})
+    want = landscape.open(folders / "cls", data=str(folders / "cls.npz"), dtype="float64").loss()
+    for data in ("label", "label.npz"):
+        p = landscape.open(folders / "cls", data=str(tmp_path / data), dtype="float64")
+        assert p.loss() == pytest.approx(want, rel=1e-12), data
+    datasets.Dataset.from_dict(rows).save_to_disk(tmp_path / "none")
+    with pytest.raises(InputError, match="a classification head needs a labels .or label. col"):
+        landscape.open(folders / "cls", data=str(tmp_path / "none"))

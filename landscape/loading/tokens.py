@@ -25,6 +25,13 @@ from landscape.errors import InputError
 from landscape.loading.imports import one_line
 
 FIELDS = ("input_ids", "attention_mask", "labels")
+LABELS = ("labels", "label", "label_ids")  # as transformers' data collators read them
+
+
+def _labels_key(names: Any) -> str | None:
+    """The labels column: ``labels``, else ``label`` or ``label_ids`` (a classification set's,
+    which the Trainer's collator renames to ``labels``)."""
+    return next((k for k in LABELS if k in names), None)
 
 
 class TokenRows(Dataset):
@@ -66,8 +73,9 @@ def _rows(found: dict[str, Any], path: str, max_samples: int | None) -> TokenRow
             raise InputError(f"{path}: attention_mask has shape {tuple(mask.shape)}, "
                              f"input_ids {tuple(ids.shape)}")
         fields["attention_mask"] = mask
-    labels = found.get("labels")
-    labels = ids.clone() if labels is None else _integers(labels, f"{path}: labels")
+    key = _labels_key(found)
+    labels = None if key is None else found[key]
+    labels = ids.clone() if labels is None else _integers(labels, f"{path}: {key}")
     if labels.shape[0] != ids.shape[0]:
         raise InputError(f"{path}: {labels.shape[0]} labels for {ids.shape[0]} rows of input_ids")
     fields["labels"] = labels
@@ -87,7 +95,7 @@ def read_tokens(path: str, max_samples: int | None = None) -> tuple[Any, Any] | 
             with np.load(path, allow_pickle=False) as f:
                 if "input_ids" not in f.files or {"x", "y"} <= set(f.files):
                     return None
-                obj = {k: f[k] for k in FIELDS if k in f.files}
+                obj = {k: f[k] for k in (*FIELDS, *LABELS) if k in f.files}
         elif suffix in (".pt", ".pth"):
             obj = torch.load(path, map_location="cpu", weights_only=True)
         else:
@@ -149,8 +157,9 @@ def read_saved_dataset(path: str, split: str | None = None,
     mask = _padded(list(ds["attention_mask"]), 0) if "attention_mask" in ds.column_names \
         else real.long()
     found["attention_mask"] = mask
-    if "labels" in ds.column_names:
-        labels = list(ds["labels"])
+    key = _labels_key(ds.column_names)
+    if key is not None:
+        labels = list(ds[key])
         per_token = bool(labels) and isinstance(labels[0], (list, tuple))
         found["labels"] = _padded(labels, -100) if per_token else torch.as_tensor(labels)
     return _rows(found, path, None)
