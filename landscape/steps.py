@@ -65,7 +65,13 @@ def update(
     adam = optimizer_state(problem, optimizer, optimizer_order) if use_optimizer else None
     delta = None if next_checkpoint is None else next_delta(problem, next_checkpoint)
     _, grad = problem.loss_and_grad()
-    return dirs.resolve_update(problem, grad, delta, adam, lr), adam
+    step = dirs.resolve_update(problem, grad, delta, adam, lr)
+    if step is not None and step.zero:
+        note = ("the optimizer state's lr is 0 in every param group (a schedule's end): its next "
+                "step is zero, so only its direction is used; `lr` takes the step at a rate")
+        if note not in problem.notes:
+            problem.notes.append(note)
+    return step, adam
 
 
 @dataclass
@@ -99,6 +105,8 @@ def ghost_direction(
             raise InputError("`direction` update needs a next checkpoint, an Adam state or `lr`")
         d = Direction(step.vector, f"update ({step.source})", float(step.vector.norm()),
                       f"|update| ({step.source})")
+        if step.zero:  # the optimizer's lr is 0: it steps nowhere
+            d.tau, d.step_source = 0.0, f"lr 0 ({step.source} state)"
     elif choice == "random":
         d = Direction(dirs.random_directions(problem, 1, seed)[0], f"random (seed {seed})")
     elif os.path.exists(choice):

@@ -119,17 +119,32 @@ def test_folders_are_ordered_by_their_global_step(run):
         assert f["track"].attrs["step_source"] == "global_step"
 
 
-def test_a_schedule_decayed_to_zero_asks_for_lr(run):
-    """The last checkpoint of a linear schedule stores lr 0: its next step is zero."""
+def test_a_schedule_decayed_to_zero_steps_nowhere_along_adams_direction(run):
+    """The last checkpoint of a linear schedule stores lr 0, the final model of most runs.
+    Before, sharpness and ghost stopped on it ('the update direction is zero'). Now the update
+    is AdamW's direction (its step at any lr > 0, scaled), so uᵀHu/‖u‖² equals the one at
+    --lr 1e-3; ghost's step τ is 0; Adam's edge has threshold inf and ratio 0."""
+    import h5py
+
     folder = str(run / "out" / "checkpoint-4")
     common = [folder, "--data", str(run / "tokens.npy"), "--device", "cpu", "--no-plot",
               "--top-k", "1", "--random", "0"]
     zero = run_cli("sharpness", *common, "-o", str(run / "s0.h5"))
-    assert zero.code == 2 and "learning rate is 0 in every param group" in zero.stderr
-    assert "--lr" in zero.stderr and not (run / "s0.h5").exists()
+    assert zero.code == 0, zero.stderr
+    assert "lr is 0 in every param group" in zero.stderr and "nanogpt/hf" in zero.stderr
     given = run_cli("sharpness", *common, "--lr", "1e-3", "-o", str(run / "s1.h5"))
     assert given.code == 0, given.stderr
-    assert "update (adam)" in given.stdout and "nanogpt/hf" in given.stderr
+    with h5py.File(run / "s0.h5") as a, h5py.File(run / "s1.h5") as b:
+        assert a["sharpness/directional/update"][()] == pytest.approx(
+            b["sharpness/directional/update"][()], rel=1e-6)
+        assert a["sharpness/preconditioned/ratio"][()] == 0.0
+        assert np.isinf(a["sharpness/preconditioned/threshold"][()])
+        assert a["sharpness/preconditioned/lambda_max"][()] == pytest.approx(
+            b["sharpness/preconditioned/lambda_max"][()], rel=1e-4)  # one group rate: same P
+        assert b["sharpness/preconditioned/ratio"][()] > 0
+    ghost = run_cli("ghost", folder, "--data", str(run / "tokens.npy"), "--device", "cpu",
+                    "--no-plot", "-o", str(run / "ghost0.h5"))
+    assert ghost.code == 0 and "step tau 0 from lr 0 (adam state)" in ghost.stdout, ghost.stderr
 
     import landscape
     from landscape import steps

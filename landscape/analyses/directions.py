@@ -38,10 +38,13 @@ __all__ = [
 
 @dataclass
 class Update:
-    """A step Δθ (P,) and where it came from: ``next``, ``adam``, ``sgd``."""
+    """A step Δθ (P,) and where it came from: ``next``, ``adam``, ``sgd``. ``zero``: the stored
+    optimizer's lr is 0 (a schedule's end), so the step is zero and ``vector`` is its direction,
+    the step it would take at lr 1."""
 
     vector: Tensor
     source: str
+    zero: bool = False
 
 
 def difference(problem: Problem, next_params: dict[str, Tensor]) -> Tensor:
@@ -58,10 +61,6 @@ def difference(problem: Problem, next_params: dict[str, Tensor]) -> Tensor:
     return problem.flatten({n: t.detach() for n, t in next_params.items()}) - problem.theta
 
 
-class ZeroLearningRate(InputError):
-    """The stored optimizer's learning rate is 0 in every group: its next step is zero."""
-
-
 def resolve_update(
     problem: Problem,
     grad: Tensor,
@@ -70,19 +69,16 @@ def resolve_update(
     lr: float | None = None,
 ) -> Update | None:
     """The step training takes from θ: NEXT − CKPT, else the stored optimizer's rebuilt step
-    (Adam/AdamW, or SGD from its momentum buffers; ``lr`` overrides its rates), else −lr·g."""
+    (Adam/AdamW, or SGD from its momentum buffers; ``lr`` overrides its rates; at lr 0 its
+    direction, ``zero`` set), else −lr·g."""
     if next_theta_delta is not None:
         return Update(next_theta_delta.to(problem.theta), "next")
     if adam is not None:
-        if lr is None and adam.lr <= 0:
-            raise ZeroLearningRate(
-                f"the optimizer state's learning rate is {adam.lr:g} in every param group (a "
-                "schedule decayed to zero, as at the end of a Trainer run), so its next step is "
-                "zero: pass `lr` to take its step at another rate, or `use_optimizer=False`"
-            )
+        zero = lr is None and adam.lr <= 0  # a schedule's end: the direction at unit rate
+        rate = 1.0 if zero else lr
         if adam.is_adam:
-            return Update(adam_update(problem, adam, grad, lr), "adam")
-        return Update(sgd_update(problem, adam, grad, lr), "sgd")
+            return Update(adam_update(problem, adam, grad, rate), "adam", zero)
+        return Update(sgd_update(problem, adam, grad, rate), "sgd", zero)
     if lr is not None:
         return Update(-lr * grad.to(problem.theta), "sgd")
     return None

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -198,11 +199,14 @@ def preconditioned(problem: Problem, op: Any, adam: OptimizerState, lr: float | 
 
     Returns:
         lambda_max, threshold, ratio, lr, beta1 and step (products count on ``op``)."""
-    diag = optstep.adam_preconditioner(problem, adam, lr)
+    zero = lr is None and adam.lr <= 0  # a schedule's end: P at equal rates, no threshold
+    diag = optstep.adam_preconditioner(problem, adam, 1.0 if zero else lr)
     pop = Preconditioned(op, diag, optstep.adam_l2(problem, adam))
     pe = lanczos(pop, k=1, which="largest", tol=tol, max_steps=max_steps, seed=seed,
                  progress=progress)
-    threshold, a_lr, b1 = optstep.adam_threshold(adam, lr)
+    threshold, a_lr, b1 = optstep.adam_threshold(adam, 1.0 if zero else lr)
+    if zero:  # lr 0 never diverges: ratio 0
+        threshold, a_lr = math.inf, 0.0
     lam = float(pe.eigenvalues[0])
     return {"lambda_max": lam, "threshold": threshold, "ratio": lam / threshold, "lr": a_lr,
             "beta1": b1, "step": float(adam.step)}
@@ -270,7 +274,7 @@ def sharpness(
     if adam is not None and adam.is_adam:
         precond = preconditioned(problem, op, adam, lr, tol, max_steps, seed + 1, progress)
 
-    if update is not None:
+    if update is not None and not update.zero:
         u, source = update.vector, update.source
         uhu = directional["update"] * float(u.norm()) ** 2
     else:

@@ -25,7 +25,6 @@ from ..errors import InputError
 from ..problem import Problem
 from ..results import Result, RunInfo, read_result, write_result
 from . import track_eos as eos
-from .directions import ZeroLearningRate
 from .ghost import ghost as _ghost
 from .spectrum import spectrum as _spectrum
 from .trace import trace as _trace
@@ -123,13 +122,8 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         out["directional"] = float((v * op(v)).sum())
         out["update_norm"], spent = float(u.norm()), spent + op.matvecs
     if "ghost" in metrics and problem.is_classification:
-        tau = None
-        try:
-            update, _ = _steps.update(problem, next_checkpoint, lr=lr)
-        except ZeroLearningRate:  # a schedule's end: the optimizer's direction, a zero step
-            update, _ = _steps.update(problem, next_checkpoint, lr=1.0)
-            tau = 0.0
-        d = _steps.ghost_direction(problem, None, update, lr=lr, tau=tau, seed=seed)
+        update, _ = _steps.update(problem, next_checkpoint, lr=lr)  # lr 0: τ = 0 along it
+        d = _steps.ghost_direction(problem, None, update, lr=lr, seed=seed)
         r = _ghost(problem, d.vector, d.label, tau=d.tau, step_source=d.step_source, n_curve=2)
         out["ghost_radius"] = r.rho_a
         out["ghost_r"] = r.tau / r.rho_a if r.tau is not None else math.nan
