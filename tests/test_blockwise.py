@@ -42,6 +42,31 @@ def test_the_preset_sorts_gpt2_and_llama_names():
         parse_groups(["no-equals-sign"])
 
 
+def test_the_preset_leaves_no_parameter_of_bert_or_distilbert_out():
+    """BERT's attention.output.dense, intermediate/output.dense, LayerNorm (capital N) and
+    pooler, DistilBERT's q/k/v_lin, out_lin, ffn and pre_classifier: before, 1,744 of a tiny
+    BERT classifier's 3,507 parameters (its attention output, MLP, norms and pooler) were in
+    no group, and the blocks printed were not the model's."""
+    import transformers
+
+    bert = transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=16, num_labels=3))
+    distil = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+        vocab_size=40, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=16,
+        num_labels=3))
+    layer = "bert.encoder.layer.0."
+    for model, sizes in ((bert, [3, 6, 2, 4, 6, 4]), (distil, [2, 6, 2, 4, 6, 4])):
+        groups, left = assign([n for n, _ in model.named_parameters()], parse_groups(None))
+        assert not left and [len(groups[g]) for g in groups] == sizes
+    groups, _ = assign([n for n, _ in bert.named_parameters()], parse_groups(None))
+    assert groups["attn_out"] == [layer + "attention.output.dense.weight",
+                                  layer + "attention.output.dense.bias"]
+    assert layer + "output.dense.weight" in groups["mlp"]
+    assert layer + "attention.output.LayerNorm.weight" in groups["norms"]
+    assert "bert.pooler.dense.weight" in groups["head"]
+
+
 def test_js_distance_is_zero_for_equal_and_one_for_disjoint_densities():
     p, q = np.array([1.0, 2.0, 0.0, 0.0]), np.array([0.0, 0.0, 3.0, 1.0])
     assert js_distance(p, 2 * p) == 0.0

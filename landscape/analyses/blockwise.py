@@ -1,7 +1,7 @@
 """``blocks``: the spectra of a curvature matrix's diagonal blocks, grouped by parameter kind.
 
 Parameters are gathered into groups by regular expressions on their names (``NAME=REGEX``, the
-first matching group wins; :data:`PRESETS` covers GPT-2 and LLaMA-style names: embeddings,
+first matching group wins; :data:`PRESETS` covers GPT-2, LLaMA and BERT-style names: embeddings,
 query/key/value, attention output, MLP, norms, head). Each group g gets the spectrum of its
 diagonal block C_gg (``problem.restrict``: the other parameters held fixed): the top eigenvalues
 (Lanczos) and the SLQ density with its trace P_g · mean_r Σ_j w_rj θ_rj ± stderr.
@@ -27,16 +27,18 @@ from ..problem import Problem, ProgressFn
 from ..results import Result
 from .spectrum import spectrum
 
-# GPT-2 (wte, wpe, attn.c_attn, attn.c_proj, mlp, ln_*) and LLaMA (embed_tokens, q/k/v/o_proj,
-# mlp gate/up/down, *norm) names; first match wins, so attention output precedes the MLP.
+# GPT-2 (wte, wpe, attn.c_attn, attn.c_proj, mlp, ln_*), LLaMA (embed_tokens, q/k/v/o_proj,
+# mlp gate/up/down, *norm) and BERT/DistilBERT (word/position/token_type embeddings, query/key/
+# value or q/k/v_lin, attention.output.dense or out_lin, intermediate/output.dense or ffn,
+# LayerNorm, pooler) names; first match wins, so attention output precedes the MLP.
 TRANSFORMER = {
     "embeddings": r"(^|\.)(wte|wpe|embed_tokens|embed_positions|word_embeddings|"
-                  r"position_embeddings)\.",
-    "qkv": r"(^|\.)(c_attn|q_proj|k_proj|v_proj|query|key|value|qkv_proj)\.",
-    "attn_out": r"(attn|attention)\.(c_proj|o_proj|out_proj|dense)\.",
-    "mlp": r"(^|\.)(mlp|feed_forward)\.",
-    "norms": r"(^|\.)(ln_\w*|\w*norm\w*)\.",
-    "head": r"(^|\.)(lm_head|score|classifier)\.",
+                  r"position_embeddings|token_type_embeddings)\.",
+    "qkv": r"(^|\.)(c_attn|q_proj|k_proj|v_proj|query|key|value|qkv_proj|q_lin|k_lin|v_lin)\.",
+    "attn_out": r"(attn|attention)\.(c_proj|o_proj|out_proj|dense|out_lin|output\.dense)\.",
+    "mlp": r"(^|\.)(mlp|feed_forward|ffn|intermediate\.dense|output\.dense)\.",
+    "norms": r"(^|\.)((?i:ln_\w*|\w*norm\w*))\.",
+    "head": r"(^|\.)(lm_head|score|classifier|pre_classifier|pooler)\.",
 }
 PRESETS = {"transformer": TRANSFORMER, "gpt2": TRANSFORMER, "llama": TRANSFORMER}
 
