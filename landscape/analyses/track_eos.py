@@ -110,8 +110,8 @@ def eos_row(problem: Problem, lambda_max: float, lr: float | None, optimizer: st
         op = make_operator(problem, "hessian", seed=seed)
         pc: dict[str, Any] = preconditioned(problem, op, adam, lr, seed=seed + 1)
         out.update(lambda_max_preconditioned=pc["lambda_max"], eos_ratio=pc["ratio"])
-        if lr is None:
-            out["eos_threshold"] = pc["threshold"]
+        if lr is None:  # the rate Adam's threshold took: its covered groups' largest
+            out["lr"], out["eos_threshold"] = pc["lr"], pc["threshold"]
         return out, op.matvecs
     out["eos_ratio"] = lambda_max / limit
     if lr is None:
