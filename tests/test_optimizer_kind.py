@@ -1,9 +1,10 @@
-"""Optimizer states that are not Adam's or SGD's are named and left unread, never read as one.
+"""Optimizer states that are not Adam's, SGD's or RMSprop's are named and left unread, never
+read as one.
 
 Each state comes from the real ``torch.optim`` class after real steps. Before, RMSprop with
-momentum (a ``momentum_buffer`` beside its ``square_avg``) was read as momentum SGD, and NAdam
-and RAdam (Adam's moments) as Adam: their next step, preconditioned sharpness and stability
-threshold came from the wrong rule, without a word.
+momentum (a ``momentum_buffer`` beside its ``square_avg``) was read as momentum SGD (it is read
+as RMSprop now: tests/test_rmsprop.py), and NAdam and RAdam (Adam's moments) as Adam: their next
+step, preconditioned sharpness and stability threshold came from the wrong rule, without a word.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ CASES = [
     ("RAdam", {}, "radam", False),
     ("RAdam", {"decoupled_weight_decay": True, "weight_decay": 0.1}, "radam", False),
     ("Adamax", {}, "adamax", False),
-    ("RMSprop", {"momentum": 0.9}, "rmsprop", False),
-    ("RMSprop", {}, "rmsprop", False),
+    ("RMSprop", {"momentum": 0.9}, "rmsprop", True),
+    ("RMSprop", {"centered": True}, "rmsprop", True),
     ("Adagrad", {}, "adagrad", False),
     ("Adadelta", {}, "adadelta", False),
     ("ASGD", {}, "asgd", False),
@@ -70,6 +71,8 @@ def test_each_torch_optimizer_is_named_and_only_adam_and_sgd_are_read(name, opti
     assert (state is not None) == read
     if read:
         assert state.kind == ("sgd" if name == "SGD" else name.lower())
+    else:
+        assert kind not in ("adam", "sgd", "rmsprop")
     described = describe_optimizer(sd)["kind"]
     assert described == (kind if name != "AdamW" else "adamw")
 
@@ -88,15 +91,15 @@ def _checkpoint(tmp_path, name: str, options: dict) -> str:
 
 
 def test_track_threshold_refuses_another_optimizer_unless_told_sgd(tmp_path):
-    """RMSprop's momentum is not heavy-ball's: before, auto read it as SGD's 0.9 (3.8/lr)."""
+    """NAdam's edge is neither SGD's nor Adam's; with --optimizer sgd its groups' momentum (none
+    here) gives 2/lr."""
     import landscape
     from landscape.analyses.track import threshold
 
-    p = landscape.open(_checkpoint(tmp_path, "RMSprop", {"momentum": 0.9}), max_samples=20,
-                       device="cpu")
-    with pytest.raises(InputError, match="RMSprop's, whose edge of stability"):
+    p = landscape.open(_checkpoint(tmp_path, "NAdam", {}), max_samples=20, device="cpu")
+    with pytest.raises(InputError, match="NAdam's, whose edge of stability"):
         threshold(p, 0.01)
-    assert threshold(p, 0.01, "sgd") == pytest.approx((2 + 2 * 0.9) / 0.01, rel=1e-12)
+    assert threshold(p, 0.01, "sgd") == pytest.approx(2 / 0.01, rel=1e-12)
     with pytest.raises(InputError, match="holds no Adam state"):
         threshold(p, 0.01, "adam")
 

@@ -73,10 +73,15 @@ def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
             )
     if r.preconditioned:
         pc = r.preconditioned
+        if "momentum" in pc:  # RMSprop
+            rule = f"(2+2μ)/lr = {fmt(pc['threshold'], 4)} (μ = {pc['momentum']:g}, "
+            who = "RMSprop"
+        else:
+            rule = f"(2+2β1)/((1-β1)·lr) = {fmt(pc['threshold'], 4)} (β1 = {pc['beta1']:g}, "
+            who = "Adam"
         lines.append(
-            f"edge of stability (Adam): preconditioned lambda_max {fmt(pc['lambda_max'], 4)} vs "
-            f"threshold (2+2β1)/((1-β1)·lr) = {fmt(pc['threshold'], 4)} (β1 = {pc['beta1']:g}, "
-            f"lr = {pc['lr']:g}): ratio {fmt(pc['ratio'], 4)}"
+            f"edge of stability ({who}): preconditioned lambda_max {fmt(pc['lambda_max'], 4)} "
+            f"vs threshold {rule}lr = {pc['lr']:g}): ratio {fmt(pc['ratio'], 4)}"
         )
     return lines
 

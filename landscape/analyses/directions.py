@@ -69,7 +69,7 @@ def resolve_update(
     lr: float | None = None,
 ) -> Update | None:
     """The step training takes from θ: NEXT − CKPT, else the stored optimizer's rebuilt step
-    (Adam/AdamW, or SGD from its momentum buffers; ``lr`` overrides its rates; at lr 0 its
+    (Adam/AdamW, RMSprop, or SGD from its momentum buffers; ``lr`` overrides its rates; at lr 0 its
     direction, ``zero`` set), else −lr·g."""
     if next_theta_delta is not None:
         return Update(next_theta_delta.to(problem.theta), "next")
@@ -78,6 +78,10 @@ def resolve_update(
         rate = 1.0 if zero else lr
         if adam.is_adam:
             return Update(adam_update(problem, adam, grad, rate), "adam", zero)
+        if adam.kind == "rmsprop":
+            from .rmsprop_step import rmsprop_update
+
+            return Update(rmsprop_update(problem, adam, grad, rate), "rmsprop", zero)
         return Update(sgd_update(problem, adam, grad, rate), "sgd", zero)
     if lr is not None:
         return Update(-lr * grad.to(problem.theta), "sgd")

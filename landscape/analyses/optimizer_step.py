@@ -7,6 +7,7 @@ take no step and are left out of the preconditioner (P = ∞ there, P⁻¹ = 0: 
 - SGD with momentum, dampening, Nesterov and weight decay, exactly as ``torch.optim.SGD``;
 - Cohen et al.'s P = (1 − β1^t)·(sqrt(v_t / (1 − β2^t)) + ε), so that Adam's step is −lr·P⁻¹m
   (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability").
+RMSprop's step and preconditioner are in ``rmsprop_step``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ def _state_vectors(problem: Problem, state: OptimizerState) -> dict[str, Tensor]
         "wd": vec(lambda n: h[n].weight_decay),
         "sign": vec(lambda n: -1.0 if h[n].maximize else 1.0, 1.0),
         "mu": vec(lambda n: h[n].momentum),
+        "sq": vec(lambda n: state.square_avg.get(n, 0.0)),  # RMSprop
+        "gavg": vec(lambda n: state.grad_avg.get(n, 0.0)),
+        "alpha": vec(lambda n: h[n].alpha, 0.99),
+        "centered": vec(lambda n: float(h[n].centered)),
         "damp": vec(lambda n: h[n].dampening),
         "nesterov": vec(lambda n: float(h[n].nesterov)),
     }

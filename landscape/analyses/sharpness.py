@@ -33,6 +33,7 @@ from ..problem import Problem, ProgressFn
 from ..results import Result
 from . import directions as dirs
 from . import optimizer_step as optstep
+from . import rmsprop_step as rms
 
 STEPS = np.linspace(0.0, 2.0, 21)
 
@@ -119,6 +120,7 @@ class SharpnessResult(Result):
         "Adam's edge of stability",
         "sharpness/preconditioned/lr": "Adam's learning rate used (--lr, else the state's)",
         "sharpness/preconditioned/beta1": "Adam's beta1 from the optimizer state",
+        "sharpness/preconditioned/momentum": "RMSprop's momentum: threshold (2+2*momentum)/lr",
         "sharpness/preconditioned/step": "Adam's step count from the optimizer state",
     }
 
@@ -200,16 +202,20 @@ def preconditioned(problem: Problem, op: Any, adam: OptimizerState, lr: float | 
     Returns:
         lambda_max, threshold, ratio, lr, beta1 and step (products count on ``op``)."""
     zero = lr is None and adam.lr <= 0  # a schedule's end: P at equal rates, no threshold
-    diag = optstep.adam_preconditioner(problem, adam, 1.0 if zero else lr)
-    pop = Preconditioned(op, diag, optstep.adam_l2(problem, adam))
-    pe = lanczos(pop, k=1, which="largest", tol=tol, max_steps=max_steps, seed=seed,
-                 progress=progress)
-    threshold, a_lr, b1 = optstep.adam_threshold(adam, 1.0 if zero else lr)
+    rate = 1.0 if zero else lr
+    if adam.kind == "rmsprop":  # P = sqrt(v) + ε, threshold (2 + 2μ)/lr (rmsprop_step)
+        diag, l2 = rms.rmsprop_preconditioner(problem, adam, rate), rms.rmsprop_l2(problem, adam)
+        threshold, a_lr, beta = rms.rmsprop_threshold(adam, rate)
+    else:
+        diag, l2 = optstep.adam_preconditioner(problem, adam, rate), optstep.adam_l2(problem, adam)
+        threshold, a_lr, beta = optstep.adam_threshold(adam, rate)
+    pe = lanczos(Preconditioned(op, diag, l2), k=1, which="largest", tol=tol,
+                 max_steps=max_steps, seed=seed, progress=progress)
     if zero:  # lr 0 never diverges: ratio 0
         threshold, a_lr = math.inf, 0.0
     lam = float(pe.eigenvalues[0])
     return {"lambda_max": lam, "threshold": threshold, "ratio": lam / threshold, "lr": a_lr,
-            "beta1": b1, "step": float(adam.step)}
+            ("momentum" if adam.kind == "rmsprop" else "beta1"): beta, "step": float(adam.step)}
 
 
 def sharpness(
@@ -238,7 +244,7 @@ def sharpness(
     unless ``momentum`` is given); ``momentum`` is 0 otherwise.
     """
     rate_source = "" if lr is None else "given"
-    if lr is None and adam is not None and not adam.is_adam and adam.lr > 0:
+    if lr is None and adam is not None and adam.kind == "sgd" and adam.lr > 0:
         lr, rate_source = adam.lr, "sgd state"
         if momentum is None:
             momentum = min(h.momentum for h in adam.hyper.values())
@@ -271,7 +277,7 @@ def sharpness(
     cosines = (vecs @ g).abs().double().cpu().numpy() / gnorm
 
     precond = None
-    if adam is not None and adam.is_adam:
+    if adam is not None and adam.is_adaptive:
         precond = preconditioned(problem, op, adam, lr, tol, max_steps, seed + 1, progress)
 
     if update is not None and not update.zero:

@@ -4,7 +4,8 @@ Gradient descent with heavy-ball momentum β and step lr is stable on a quadrati
 λ_max ≤ 2(1 + β)/lr (Cohen et al. 2021, "Gradient Descent on Neural Networks Typically Occurs
 at the Edge of Stability"); with groups of different β the smallest, whose threshold is lowest.
 Adam's edge is on the preconditioned λ_max(P^-1/2 H P^-1/2) against (2 + 2β1)/((1 − β1)·lr),
-38/lr at β1 = 0.9 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability").
+38/lr at β1 = 0.9 (Cohen et al. 2022, "Adaptive Gradient Methods at the Edge of Stability");
+RMSprop's against (2 + 2μ)/lr (``rmsprop_step``).
 
 The lr is ``lr`` when given, one value for the whole run; else each checkpoint's own, from its
 optimizer's param groups, where a scheduler leaves the rate of the next step (the largest over
@@ -23,6 +24,7 @@ from ..errors import InputError
 from ..loading.optimizer_kind import display_name, kind_of
 from ..problem import Problem
 from .optimizer_step import adam_threshold
+from .rmsprop_step import rmsprop_threshold
 from .sharpness import preconditioned
 
 STORED_LR_COLUMNS = ["lr", "eos_threshold"]  # with the lr of each checkpoint (no ``lr`` given)
@@ -41,7 +43,7 @@ def before_first_step(problem: Problem, optimizer: str) -> bool:
     sd = optimizer_sd(problem)
     groups = sd.get("param_groups") if isinstance(sd, dict) else None
     return (optimizer != "sgd" and isinstance(groups, list) and kind_of(sd) is None
-            and any(isinstance(g, dict) and "betas" in g for g in groups))
+            and any(isinstance(g, dict) and ("betas" in g or "alpha" in g) for g in groups))
 
 
 def _groups(problem: Problem) -> list[dict]:
@@ -77,6 +79,8 @@ def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
         state = _steps.optimizer_state(problem) if sd else None
         if state is not None and state.is_adam:
             return adam_threshold(state, lr)[0]
+        if state is not None and state.kind == "rmsprop":
+            return rmsprop_threshold(state, lr)[0]
         if optimizer == "adam":
             raise InputError("the eos_ratio of Adam compares the preconditioned lambda_max with "
                              "its threshold, and this checkpoint holds no Adam state "
@@ -106,7 +110,7 @@ def eos_row(problem: Problem, lambda_max: float, lr: float | None, optimizer: st
         return out, 0
     limit = threshold(problem, rate, optimizer)
     adam = _steps.optimizer_state(problem) if optimizer in ("auto", "adam") else None
-    if adam is not None and adam.is_adam:  # Adam's edge is on the preconditioned λ_max
+    if adam is not None and adam.is_adaptive:  # the edge is on the preconditioned λ_max
         op = make_operator(problem, "hessian", seed=seed)
         pc: dict[str, Any] = preconditioned(problem, op, adam, lr, seed=seed + 1)
         out.update(lambda_max_preconditioned=pc["lambda_max"], eos_ratio=pc["ratio"])

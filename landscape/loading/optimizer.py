@@ -18,7 +18,8 @@ from landscape.loading.optimizer_kind import optimizer_kind, state_keys
 from landscape.loading.optimizer_order import resolve_order
 
 KINDS = ("auto", "adam", "adamw")
-_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer", "square_avg", "grad_avg")
+READ = ("adam", "sgd", "rmsprop")  # the optimizer_kind families read here
 
 
 @dataclass(frozen=True)
@@ -34,15 +35,17 @@ class Hyper:
     momentum: float = 0.0
     dampening: float = 0.0
     nesterov: bool = False
+    alpha: float = 0.99  # RMSprop's smoothing of square_avg
+    centered: bool = False
 
 
 @dataclass
 class OptimizerState:
     """An optimizer's per-parameter state by model parameter name.
 
-    ``kind`` is 'adam' (L2 weight decay), 'adamw' (decoupled) or 'sgd'; ``covered`` lists the
-    parameters with state (the others take no step); ``hyper`` holds each covered parameter's
-    group hyperparameters; ``order`` says how indices were matched to names.
+    ``kind`` is 'adam' (L2 weight decay), 'adamw' (decoupled), 'sgd' or 'rmsprop'; ``covered``
+    lists the parameters with state (the others take no step); ``hyper`` holds each covered
+    parameter's group hyperparameters; ``order`` says how indices were matched to names.
     """
 
     kind: str
@@ -53,12 +56,19 @@ class OptimizerState:
     exp_avg_sq: dict[str, Tensor] = field(default_factory=dict)
     max_exp_avg_sq: dict[str, Tensor] = field(default_factory=dict)
     momentum_buffer: dict[str, Tensor | None] = field(default_factory=dict)
+    square_avg: dict[str, Tensor] = field(default_factory=dict)  # RMSprop
+    grad_avg: dict[str, Tensor] = field(default_factory=dict)  # RMSprop, centered
     order: str = "model"
     notes: list[str] = field(default_factory=list)
 
     @property
     def is_adam(self) -> bool:
         return self.kind in ("adam", "adamw")
+
+    @property
+    def is_adaptive(self) -> bool:
+        """Adam(W) or RMSprop: a diagonal preconditioner, and an edge of stability on it."""
+        return self.is_adam or self.kind == "rmsprop"
 
     @property
     def step(self) -> float:
@@ -100,6 +110,8 @@ def _hyper(group: dict) -> Hyper:
         momentum=_num(group.get("momentum", 0.0)),
         dampening=_num(group.get("dampening", 0.0)),
         nesterov=bool(group.get("nesterov", False)),
+        alpha=_num(group.get("alpha", 0.99)),
+        centered=bool(group.get("centered", False)),
     )
 
 
@@ -123,7 +135,7 @@ def read_optimizer(
     kind: str = "auto",
     order: str | None = None,
 ) -> OptimizerState | None:
-    """The state of an Adam/AdamW or momentum-SGD ``torch.optim`` state dict by parameter name,
+    """The state of an Adam/AdamW, momentum-SGD or RMSprop ``torch.optim`` state dict by name,
     or None where it holds no moments (SGD without momentum, no step taken yet) or another
     optimizer's (RMSprop, NAdam, RAdam, Adamax...: ``optimizer_kind.kind_of`` names it).
 
@@ -142,7 +154,7 @@ def read_optimizer(
         raise InputError(f"optimizer state has index {stray[0]} that no param group lists")
     entries = [state.get(i) if isinstance(state.get(i), dict) else {} for i in indices]
     family = optimizer_kind({k for e in entries for k in e}, groups)
-    if family not in ("adam", "sgd"):  # no moments, or another optimizer's (optimizer_kind)
+    if family not in READ:  # no moments, or another optimizer's (optimizer_kind)
         return None
     notes: list[str] = []
     moments = [[e[k] for k in _MOMENTS if isinstance(e.get(k), Tensor)] for e in entries]
@@ -152,10 +164,11 @@ def read_optimizer(
     sizes = [len(g.get("params", [])) for g in groups]
     names, how = resolve_order(sizes, stored, moments, dict(named_shapes), order)
     hypers = [_hyper(g) for g in groups for _ in g.get("params", [])]
-    if family == "sgd":
-        out = OptimizerState("sgd", [], {}, order=how, notes=notes)
+    if family in ("sgd", "rmsprop"):
+        out = OptimizerState(family, [], {}, order=how, notes=notes)
         if kind != "auto":
-            notes.append(f"`optimizer` {kind} ignored: the optimizer state is SGD's")
+            notes.append(f"`optimizer` {kind} ignored: the optimizer state is "
+                         f"{'SGD' if family == 'sgd' else 'RMSprop'}'s")
     else:
         out = OptimizerState(_adam_kind(groups, kind, notes), [], {}, order=how, notes=notes)
     for name, entry, hyper in zip(names, entries, hypers):
@@ -167,6 +180,19 @@ def read_optimizer(
             out.exp_avg[name], out.exp_avg_sq[name] = entry["exp_avg"], entry["exp_avg_sq"]
             if hyper.amsgrad:
                 out.max_exp_avg_sq[name] = entry["max_exp_avg_sq"]
+            out.steps[name] = _num(entry.get("step", 0.0))
+        elif family == "rmsprop":
+            if "square_avg" not in entry:
+                continue
+            wanted = (("grad_avg", hyper.centered), ("momentum_buffer", hyper.momentum > 0))
+            for key, needed in wanted:
+                if needed and not isinstance(entry.get(key), Tensor):
+                    raise InputError(f"the RMSprop state of {name} has no {key}")
+            out.square_avg[name] = entry["square_avg"]
+            if hyper.centered:
+                out.grad_avg[name] = entry["grad_avg"]
+            if hyper.momentum > 0:
+                out.momentum_buffer[name] = entry["momentum_buffer"]
             out.steps[name] = _num(entry.get("step", 0.0))
         elif "momentum_buffer" in entry:
             out.momentum_buffer[name] = entry["momentum_buffer"]

@@ -1,11 +1,12 @@
 """Which ``torch.optim`` optimizer a state dict came from, by the names of its per-parameter state.
 
-Adam's state is exactly {step, exp_avg, exp_avg_sq[, max_exp_avg_sq]} and SGD's exactly
-{momentum_buffer}. Every other optimizer adds a key of its own (NAdam's ``mu_product``,
-Adamax's ``exp_inf``, RMSprop's ``square_avg`` beside a ``momentum_buffer``), or, for RAdam,
-which stores Adam's keys, a param group with ``decoupled_weight_decay`` but no ``amsgrad``.
-Reading a superset as Adam or SGD would take its step, preconditioner and stability threshold
-from the wrong rule, so anything that is not exactly one of the two is named, not read.
+Adam's state is exactly {step, exp_avg, exp_avg_sq[, max_exp_avg_sq]}, SGD's {momentum_buffer}
+and RMSprop's {step, square_avg[, momentum_buffer][, grad_avg]}. Every other optimizer adds a
+key of its own (NAdam's ``mu_product``, Adamax's ``exp_inf``, Adadelta's ``acc_delta`` beside a
+``square_avg``), or, for RAdam, which stores Adam's keys, a param group with
+``decoupled_weight_decay`` but no ``amsgrad``. Reading a superset as one of the three would take
+its step, preconditioner and stability threshold from the wrong rule, so anything else is named,
+not read.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 ADAM_KEYS = frozenset({"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"})
 SGD_KEYS = frozenset({"momentum_buffer"})
+RMSPROP_KEYS = frozenset({"step", "square_avg", "momentum_buffer", "grad_avg"})
 
 # a key no Adam or SGD state holds -> the optimizer it marks (the first match names it)
 _MARKS = (
@@ -43,9 +45,9 @@ def state_keys(state: dict) -> set[str]:
 
 
 def optimizer_kind(keys: set[str], groups: list[dict]) -> str | None:
-    """'adam', 'sgd', another optimizer's name (see ``_MARKS``; 'radam', or 'unknown' where
-    nothing names it, Lion's lone exp_avg say), or None where there are no moments at all
-    (SGD without momentum, or no step taken yet).
+    """'adam', 'sgd', 'rmsprop', another optimizer's name (see ``_MARKS``; 'radam', or
+    'unknown' where nothing names it, Lion's lone exp_avg say), or None where there are no
+    moments at all (SGD without momentum, or no step taken yet).
 
     Args:
         keys: the state keys (:func:`state_keys`).
@@ -58,6 +60,8 @@ def optimizer_kind(keys: set[str], groups: list[dict]) -> str | None:
         return "radam" if radam else "adam"
     if keys <= SGD_KEYS:
         return "sgd"
+    if "square_avg" in keys and keys <= RMSPROP_KEYS:
+        return "rmsprop"
     return next((name for key, name in _MARKS if key in keys), "unknown")
 
 
