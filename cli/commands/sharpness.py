@@ -59,12 +59,13 @@ def stability_lines(r: SharpnessResult, optimizer: str) -> list[str]:
             f"edge of stability (gradient descent): lambda_max {fmt(r.lambda_max, 4)} vs threshold "
             f"(2+2β)/lr = {fmt(r.threshold, 4)} ({_rates(r)}): ratio {fmt(r.eos_ratio, 4)}"
         )
-        if optimizer in ("adam", "adamw"):
+        if optimizer in ("adam", "adamw", "rmsprop"):
+            who = "RMSprop" if optimizer == "rmsprop" else "Adam"
             where = ("see the preconditioned line below" if r.preconditioned else
-                     "drop --no-adam for the preconditioned sharpness against Adam's threshold")
+                     f"drop --no-adam for the preconditioned sharpness against {who}'s threshold")
             lines.append(
                 f"  the checkpoint holds {optimizer} state: this plain-GD threshold is not "
-                f"Adam's; {where}"
+                f"{who}'s; {where}"
             )
         elif optimizer not in ("sgd", "unknown", ""):
             lines.append(
