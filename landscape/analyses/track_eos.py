@@ -104,19 +104,18 @@ def eos_row(problem: Problem, lambda_max: float, lr: float | None, optimizer: st
     rate = stored_lr(problem) if lr is None else lr
     if lr is None:
         out["lr"] = rate
-    if rate <= 0:  # a schedule's end: no step, nothing can diverge
-        threshold(problem, 1.0, optimizer)  # the same refusals as any other row
-        out.update(eos_ratio=0.0, eos_threshold=math.inf)
-        return out, 0
-    limit = threshold(problem, rate, optimizer)
+    limit = threshold(problem, rate if rate > 0 else 1.0, optimizer)  # and its refusals
     adam = _steps.optimizer_state(problem) if optimizer in ("auto", "adam") else None
     if adam is not None and adam.is_adaptive:  # the edge is on the preconditioned λ_max
-        op = make_operator(problem, "hessian", seed=seed)
+        op = make_operator(problem, "hessian", seed=seed)  # (at lr 0: P at equal rates, ratio 0)
         pc: dict[str, Any] = preconditioned(problem, op, adam, lr, seed=seed + 1)
         out.update(lambda_max_preconditioned=pc["lambda_max"], eos_ratio=pc["ratio"])
-        if lr is None:  # the rate Adam's threshold took: its covered groups' largest
+        if lr is None:  # the rate the threshold took: the covered groups' largest
             out["lr"], out["eos_threshold"] = pc["lr"], pc["threshold"]
         return out, op.matvecs
+    if rate <= 0:  # a schedule's end: no step, nothing can diverge
+        out.update(eos_ratio=0.0, eos_threshold=math.inf)
+        return out, 0
     out["eos_ratio"] = lambda_max / limit
     if lr is None:
         out["eos_threshold"] = limit
