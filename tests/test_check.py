@@ -253,3 +253,18 @@ def test_rules_from_pyproject_tool_landscape_check(tmp_path, monkeypatch):
     assert out["results"]["n_samples"] == 32 and out["failed"] == 1
     r = run_cli("check", DEMO, "--device", "cpu", "--rule", "inspect.loss < 9", "-o", "p.h5")
     assert r.code == 0 and "inspect.accuracy" not in r.stdout  # --rule replaces the table's
+
+
+def test_a_missing_metric_lists_the_nested_names_a_rule_can_use():
+    """A rule on sharpness.eos_ratio (absent without an lr) named only the top level: the
+    nested preconditioned.ratio, a user's likely next rule, was not among them."""
+    from landscape.checks.rules import number
+
+    summary = {"sharpness": {"lambda_max": 2.0, "attrs": {"curvature": "hessian"},
+                             "preconditioned": {"ratio": 0.1, "lambda_max": 7.0},
+                             "directional": {"update": 0.3}}}
+    with pytest.raises(InputError) as e:
+        number(summary, "sharpness.eos_ratio", "sharpness.eos_ratio < 1")
+    assert str(e.value).endswith("(it has: directional.update, lambda_max, "
+                                 "preconditioned.lambda_max, preconditioned.ratio)")
+    assert number(summary, "sharpness.preconditioned.ratio", "r") == 0.1

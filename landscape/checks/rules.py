@@ -204,14 +204,24 @@ def lookup(summary: dict[str, Any], metric: str) -> Any:
     return node
 
 
+def _leaves(group: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted names under ``group`` that are not groups themselves (``preconditioned.ratio``
+    as well as ``lambda_max``), so a missing metric's error lists what a rule can name."""
+    out = []
+    for k, v in group.items():
+        if k == "attrs":
+            continue
+        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"]
+    return out
+
+
 def number(summary: dict[str, Any], metric: str, rule: str, where: str = "the result") -> float:
     """The metric as a float; InputError naming the rule when it is missing or not a number."""
     try:
         node = lookup(summary, metric)
     except KeyError:
         group = summary.get(metric.split(".", 1)[0])
-        known = sorted(k for k, v in group.items() if not isinstance(v, dict)) if isinstance(
-            group, dict) else []
+        known = sorted(_leaves(group)) if isinstance(group, dict) else []
         hint = f" (it has: {', '.join(known)})" if known else ""
         raise InputError(f"rule {rule!r}: {where} has no metric {metric!r}{hint}") from None
     if isinstance(node, list):
