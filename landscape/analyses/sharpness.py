@@ -8,7 +8,8 @@
   With param groups of different learning rates, each group's lr_i is folded into P as
   P·lr_ref/lr_i (lr_ref the largest), so the step is −lr_ref·P⁻¹m and one threshold applies;
   with different β1 the smallest (lowest threshold, largest ratio) is used. Parameters the
-  optimizer does not cover are left out (P⁻¹ = 0): they do not move.
+  optimizer does not cover are left out (P⁻¹ = 0): they do not move. RMSprop's is the same on
+  its own P, against (2 + 2μ)/lr (``preconditioned``, ``rmsprop_step``).
 - Directional sharpness S(u) = uᵀCu/‖u‖² (Pan and Li 2023, "Toward Understanding Why Adam
   Converges Faster Than SGD for Transformers") along the gradient, the update, the top
   eigenvector, random directions, a file; the cosine of ∇L with the top-k eigenspace ‖V_kᵀg‖/‖g‖.
@@ -17,7 +18,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -32,39 +32,9 @@ from ..loading.optimizer import OptimizerState
 from ..problem import Problem, ProgressFn
 from ..results import Result
 from . import directions as dirs
-from . import optimizer_step as optstep
-from . import rmsprop_step as rms
+from .preconditioned import Preconditioned, preconditioned  # noqa: F401 (public here too)
 
 STEPS = np.linspace(0.0, 2.0, 21)
-
-
-class Preconditioned:
-    """The symmetric operator V -> (C (V ⊙ p^-1/2)) ⊙ p^-1/2 (+ wd⊙V⊙p^-1), p a positive diagonal.
-
-    Its eigenvalues are those of P⁻¹(C + diag(wd)); ``weight_decay`` is a number or one per
-    coordinate; p = ∞ drops a coordinate (a parameter the optimizer does not move).
-    ``matvecs`` is the wrapped operator's count.
-    """
-
-    def __init__(self, op: Any, diag: Tensor, weight_decay: float | Tensor = 0.0) -> None:
-        self.op = op
-        self.scale = diag.to(device=op.device, dtype=op.dtype).rsqrt()
-        if isinstance(weight_decay, Tensor):
-            weight_decay = weight_decay.to(device=op.device, dtype=op.dtype)
-            weight_decay = weight_decay if bool(weight_decay.any()) else 0.0
-        self.weight_decay = weight_decay
-        self.size, self.dtype, self.device = op.size, op.dtype, op.device
-
-    @property
-    def matvecs(self) -> int:
-        return self.op.matvecs
-
-    def __call__(self, V: Tensor) -> Tensor:
-        W = V * self.scale
-        out = self.op(W) * self.scale
-        if isinstance(self.weight_decay, Tensor) or self.weight_decay:
-            return out + self.weight_decay * W * self.scale
-        return out
 
 
 @dataclass
@@ -185,37 +155,6 @@ def _rayleigh(op: Any, U: Tensor) -> np.ndarray:
     norms = U.norm(dim=1, keepdim=True)
     V = U / norms
     return (V * op(V)).sum(1).double().cpu().numpy()
-
-
-def preconditioned(problem: Problem, op: Any, adam: OptimizerState, lr: float | None = None,
-                   tol: float = 1e-6, max_steps: int | None = None, seed: int = 1,
-                   progress: ProgressFn | None = None) -> dict[str, float]:
-    """Adam's preconditioned sharpness λ_max(P^-1/2 (C + wd) P^-1/2) against its threshold
-    (2 + 2β1)/((1 − β1)·lr) (Cohen et al. 2022; see the module docstring).
-
-    Args:
-        problem: the problem at θ; ``op`` its curvature operator.
-        adam: the checkpoint's Adam state (``is_adam``).
-        lr: overrides the groups' learning rates.
-        tol, max_steps, seed, progress: as for Lanczos.
-
-    Returns:
-        lambda_max, threshold, ratio, lr, beta1 and step (products count on ``op``)."""
-    zero = lr is None and adam.lr <= 0  # a schedule's end: P at equal rates, no threshold
-    rate = 1.0 if zero else lr
-    if adam.kind == "rmsprop":  # P = sqrt(v) + ε, threshold (2 + 2μ)/lr (rmsprop_step)
-        diag, l2 = rms.rmsprop_preconditioner(problem, adam, rate), rms.rmsprop_l2(problem, adam)
-        threshold, a_lr, beta = rms.rmsprop_threshold(adam, rate)
-    else:
-        diag, l2 = optstep.adam_preconditioner(problem, adam, rate), optstep.adam_l2(problem, adam)
-        threshold, a_lr, beta = optstep.adam_threshold(adam, rate)
-    pe = lanczos(Preconditioned(op, diag, l2), k=1, which="largest", tol=tol,
-                 max_steps=max_steps, seed=seed, progress=progress)
-    if zero:  # lr 0 never diverges: ratio 0
-        threshold, a_lr = math.inf, 0.0
-    lam = float(pe.eigenvalues[0])
-    return {"lambda_max": lam, "threshold": threshold, "ratio": lam / threshold, "lr": a_lr,
-            ("momentum" if adam.kind == "rmsprop" else "beta1"): beta, "step": float(adam.step)}
 
 
 def sharpness(

@@ -24,8 +24,8 @@ from ..errors import InputError
 from ..loading.optimizer_kind import display_name, kind_of
 from ..problem import Problem
 from .optimizer_step import adam_threshold
+from .preconditioned import preconditioned
 from .rmsprop_step import rmsprop_threshold
-from .sharpness import preconditioned
 
 STORED_LR_COLUMNS = ["lr", "eos_threshold"]  # with the lr of each checkpoint (no ``lr`` given)
 
