@@ -98,6 +98,7 @@ def build(ckpt: Checkpoint, model: str | nn.Module | None = None,
     is given.
     """
     notes = [] if notes is None else notes
+    notes.extend(ckpt.metadata.get("notes", []))  # what reading a folder's side files noticed
     if ckpt.format == hf.FORMAT and (model is None or model == ckpt.spec.get("model")):
         return hf.build(ckpt, trust, notes, overrides=model_kwargs), ckpt.spec["model"]
     if isinstance(model, nn.Module):

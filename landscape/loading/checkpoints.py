@@ -201,10 +201,12 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
     if not os.path.exists(path):
         raise InputError(f"checkpoint {path} does not exist")
     if os.path.isdir(path):
-        from landscape.loading import dcp, hf  # Hugging Face and torch.distributed folders
+        from landscape.loading import accelerate_state, dcp, hf  # folders of other tools
 
         if hf.is_folder(path):
             return hf.read_folder(path)
+        if accelerate_state.is_folder(path):
+            return accelerate_state.read_folder(path, trust)
         if dcp.is_folder(path):
             state = dcp.as_saved_dict(dcp.read_state(path, trust))
             ckpt = _interpret(path, dcp.digest(path), state)
@@ -215,8 +217,8 @@ def load_checkpoint(path: str, trust: bool = False) -> Checkpoint:
                              "base model and save that (model.merge_and_unload()"
                              ".save_pretrained(folder)), then pass the folder")
         raise InputError(f"checkpoint {path} is a directory, not a file, a Hugging Face folder "
-                         "(config.json and weights) nor a torch.distributed.checkpoint folder "
-                         "(.metadata and .distcp files)")
+                         "(config.json and weights), a torch.distributed.checkpoint folder "
+                         "(.metadata and .distcp files) nor accelerate's save_state")
     try:
         size = os.path.getsize(path)
         sha = file_sha256(path)

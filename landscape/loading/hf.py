@@ -172,7 +172,6 @@ def build(ckpt: Checkpoint, trust: bool = False, notes: list[str] | None = None,
     Raises ``InputError`` without ``transformers`` (naming the install line), for a folder whose
     model is its own code without ``trust``, and for weights that do not fit the config."""
     notes = [] if notes is None else notes
-    notes.extend(ckpt.metadata.get("notes", []))
     transformers = _transformers()
     path = ckpt.path
     _refuse_own_code(transformers, ckpt, trust)
