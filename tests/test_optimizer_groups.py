@@ -51,6 +51,17 @@ def pick(model: nn.Module, names: list[str]) -> list[nn.Parameter]:
     return [named[n] for n in names]
 
 
+def two_groups(cls: type, lrs: tuple[float, float], **kw):
+    """A factory of ``cls`` over the mlp with the first layer and the last in two param groups
+    at the learning rates ``lrs``."""
+    def make(model):
+        groups = [{"params": pick(model, ["0.weight", "0.bias"]), "lr": lrs[0]},
+                  {"params": pick(model, ["2.weight", "2.bias"]), "lr": lrs[1]}]
+        return cls(groups, **kw)
+
+    return make
+
+
 def flat(model: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1).clone() for p in model.parameters()])
 
@@ -189,12 +200,7 @@ def test_per_group_learning_rates_and_preconditioned_sharpness():
     ],
 )
 def test_sgd_momentum_buffers(kw):
-    def make(model):
-        groups = [{"params": pick(model, ["0.weight", "0.bias"]), "lr": 0.1},
-                  {"params": pick(model, ["2.weight", "2.bias"]), "lr": 0.3}]
-        return torch.optim.SGD(groups, **kw)
-
-    p, sd, real, _ = train(mlp(), make)
+    p, sd, real, _ = train(mlp(), two_groups(torch.optim.SGD, (0.1, 0.3), **kw))
     state = read_optimizer(sd, shapes(p.model))
     assert state.kind == "sgd" and len(state.covered) == 4
     check_step(p, state, real)

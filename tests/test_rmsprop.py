@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 from helpers import exact_hessian
-from test_optimizer_groups import mlp, pick, shapes, train
+from test_optimizer_groups import mlp, shapes, train, two_groups
 
 from landscape.analyses import directions as dirs
 from landscape.analyses.sharpness import sharpness
@@ -24,18 +24,9 @@ VARIANTS = [
 ]
 
 
-def _two_groups(kw):
-    def make(model):
-        groups = [{"params": pick(model, ["0.weight", "0.bias"]), "lr": 0.01},
-                  {"params": pick(model, ["2.weight", "2.bias"]), "lr": 0.003}]
-        return torch.optim.RMSprop(groups, **kw)
-
-    return make
-
-
 @pytest.mark.parametrize("kw", VARIANTS, ids=lambda kw: ",".join(kw) or "plain")
 def test_the_rebuilt_step_is_torchs(kw):
-    p, sd, real, _ = train(mlp(), _two_groups(kw))
+    p, sd, real, _ = train(mlp(), two_groups(torch.optim.RMSprop, (0.01, 0.003), **kw))
     state = read_optimizer(sd, shapes(p.model))
     assert state.kind == "rmsprop" and len(state.covered) == 4
     _, g = p.loss_and_grad()
