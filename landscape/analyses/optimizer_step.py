@@ -43,7 +43,7 @@ def _state_vectors(problem: Problem, state: OptimizerState) -> dict[str, Tensor]
     def vec(fn: Callable, fill: float = 0.0) -> Tensor:
         return _per_coord(problem, state, fn, fill)
 
-    return {
+    out = {
         "covered": vec(lambda n: 1.0),
         "m": vec(lambda n: state.exp_avg.get(n, 0.0)),
         "v": vec(lambda n: state.exp_avg_sq.get(n, 0.0)),
@@ -59,13 +59,21 @@ def _state_vectors(problem: Problem, state: OptimizerState) -> dict[str, Tensor]
         "wd": vec(lambda n: h[n].weight_decay),
         "sign": vec(lambda n: -1.0 if h[n].maximize else 1.0, 1.0),
         "mu": vec(lambda n: h[n].momentum),
-        "sq": vec(lambda n: state.square_avg.get(n, 0.0)),  # RMSprop
-        "gavg": vec(lambda n: state.grad_avg.get(n, 0.0)),
-        "alpha": vec(lambda n: h[n].alpha, 0.99),
-        "centered": vec(lambda n: float(h[n].centered)),
         "damp": vec(lambda n: h[n].dampening),
         "nesterov": vec(lambda n: float(h[n].nesterov)),
     }
+    if state.kind == "rmsprop":  # four more θ-sized vectors only where they are used
+        out.update(sq=vec(lambda n: state.square_avg.get(n, 0.0)),
+                   gavg=vec(lambda n: state.grad_avg.get(n, 0.0)),
+                   alpha=vec(lambda n: h[n].alpha, 0.99),
+                   centered=vec(lambda n: float(h[n].centered)))
+    return out
+
+
+def weight_decay(problem: Problem, state: OptimizerState) -> Tensor:
+    """Each covered parameter's group weight decay over θ, 0 elsewhere (one vector, not all of
+    ``_state_vectors``)."""
+    return _per_coord(problem, state, lambda n: state.hyper[n].weight_decay, 0.0)
 
 
 def adam_update(
@@ -135,7 +143,7 @@ def adam_preconditioner(
 
 def adam_l2(problem: Problem, state: OptimizerState) -> Tensor:
     """Adam's per-coordinate L2 weight decay (part of the gradient); 0 for AdamW and elsewhere."""
-    wd = _state_vectors(problem, state)["wd"]
+    wd = weight_decay(problem, state)
     return wd if state.kind == "adam" else torch.zeros_like(wd)
 
 

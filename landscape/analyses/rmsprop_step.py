@@ -20,7 +20,7 @@ from torch import Tensor
 from ..errors import InputError
 from ..loading.optimizer import OptimizerState
 from ..problem import Problem
-from .optimizer_step import _state_vectors
+from .optimizer_step import _state_vectors, weight_decay
 
 
 def _check(state: OptimizerState) -> None:
@@ -61,7 +61,7 @@ def rmsprop_preconditioner(problem: Problem, state: OptimizerState,
 
 def rmsprop_l2(problem: Problem, state: OptimizerState) -> Tensor:
     """RMSprop's per-coordinate weight decay, which is L2 (added to the gradient)."""
-    return _state_vectors(problem, state)["wd"]
+    return weight_decay(problem, state)
 
 
 def rmsprop_threshold(state: OptimizerState, lr: float | None = None
