@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import os
 
-import torch
-
 from landscape.errors import InputError
 from landscape.loading.imports import one_line
+from landscape.loading.optimizer import load_optimizer_file
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 OPTIMIZER = "optimizer.bin"
@@ -39,21 +38,12 @@ def read_folder(path: str, trust: bool = False):  # noqa: ANN201 - a Checkpoint 
     ckpt = load_checkpoint(weights, trust=trust)
     digest = hashlib.sha256(f"{os.path.basename(weights)} {ckpt.sha256}\n".encode())
     optimizer = os.path.join(path, OPTIMIZER)
-    notes: list[str] = []
-    if os.path.isfile(optimizer):
-        try:
-            sd = torch.load(optimizer, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure: leave the state out
-            sd = None
-            notes.append(f"{optimizer} does not load with weights_only=True "
-                         f"({type(exc).__name__}): the optimizer state is not used")
-        if isinstance(sd, dict) and "param_groups" in sd:
-            ckpt.optimizer = sd
-            digest.update(f"{OPTIMIZER} {file_sha256(optimizer)}\n".encode())
-        elif sd is not None:
-            notes.append(f"{optimizer} holds no torch.optim state dict: it is not used")
+    sd, note = load_optimizer_file(optimizer)
+    if sd is not None:
+        ckpt.optimizer = sd
+        digest.update(f"{OPTIMIZER} {file_sha256(optimizer)}\n".encode())
     ckpt.path, ckpt.format, ckpt.sha256 = path, FORMAT, digest.hexdigest()
-    ckpt.metadata = {**ckpt.metadata, "notes": notes} if notes else ckpt.metadata
+    ckpt.metadata = {**ckpt.metadata, "notes": [note]} if note else ckpt.metadata
     if not ckpt.state_dict:
         raise InputError(f"{path}: the weights hold no tensors ({one_line(weights)})")
     return ckpt

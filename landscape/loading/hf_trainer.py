@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any
 
-import torch
+from landscape.loading.optimizer import load_optimizer_file
 
 OPTIMIZER = "optimizer.pt"
 STATE = "trainer_state.json"
@@ -23,21 +23,12 @@ STATE = "trainer_state.json"
 
 def optimizer_state(folder: str) -> tuple[dict | None, str | None]:
     """(the folder's ``optimizer.pt`` as a state dict, or None; a note where one is there but
-    cannot be read safely, i.e. with ``weights_only=True``)."""
-    path = os.path.join(folder, OPTIMIZER)
-    if not os.path.isfile(path):
-        return None, None
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure: leave the state out
-        return None, (f"{path} does not load with weights_only=True ({type(exc).__name__}): the "
-                      "optimizer state is not used")
-    if not isinstance(sd, dict) or "param_groups" not in sd:
-        return None, f"{path} holds no torch.optim state dict: it is not used"
-    for group in sd["param_groups"]:  # torch's Adam/AdamW groups (they alone hold amsgrad): the
-        if isinstance(group, dict) and "amsgrad" in group:  # Trainer builds AdamW, never Adam
-            group.setdefault("decoupled_weight_decay", True)  # with L2 (torch < 2.6: no flag)
-    return sd, None
+    cannot be read safely: ``optimizer.load_optimizer_file``)."""
+    sd, note = load_optimizer_file(os.path.join(folder, OPTIMIZER))
+    for group in (sd or {}).get("param_groups", []):  # torch's Adam/AdamW groups (they alone
+        if isinstance(group, dict) and "amsgrad" in group:  # hold amsgrad): the Trainer builds
+            group.setdefault("decoupled_weight_decay", True)  # AdamW (torch < 2.6: no flag)
+    return sd, note
 
 
 def training_step(folder: str) -> dict[str, Any]:

@@ -8,9 +8,11 @@ tell the user comes back in ``OptimizerState.notes``; nothing here prints.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from landscape.errors import InputError
@@ -82,6 +84,23 @@ class OptimizerState:
 
 
 AdamState = OptimizerState  # the name this state had when it held Adam alone
+
+
+def load_optimizer_file(path: str) -> tuple[dict | None, str | None]:
+    """(the ``torch.optim`` state dict saved alone in ``path``, or None where there is none; a
+    note where a file is there but does not load with ``weights_only=True`` or holds no such
+    dict). For the optimizer files other tools save beside the weights: the Trainer's
+    ``optimizer.pt``, accelerate's ``optimizer.bin``."""
+    if not os.path.isfile(path):
+        return None, None
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure: leave the state out
+        return None, (f"{path} does not load with weights_only=True ({type(exc).__name__}): the "
+                      "optimizer state is not used")
+    if not isinstance(sd, dict) or "param_groups" not in sd:
+        return None, f"{path} holds no torch.optim state dict: it is not used"
+    return sd, None
 
 
 def _groups(optimizer_sd: Any) -> tuple[dict, list[dict]]:
