@@ -21,6 +21,7 @@ from typing import Any
 from .. import steps as _steps
 from ..curvature import make_operator
 from ..errors import InputError
+from ..loading.optimizer import OptimizerState
 from ..loading.optimizer_kind import display_name, kind_of
 from ..problem import Problem
 from .optimizer_step import adam_threshold
@@ -64,19 +65,28 @@ def stored_lr(problem: Problem) -> float:
     return max(rates)
 
 
-def threshold(problem: Problem, lr: float, optimizer: str = "auto") -> float:
-    """The stability threshold on λ_max for ``lr`` (see the module docstring).
-
-    Adam's is read from the same parsed state as the preconditioned λ_max it divides
-    (``optimizer_step.adam_threshold``); SGD's from the momentum of the groups that hold
-    parameters. ``auto`` on another optimizer's state (RMSprop, NAdam, ...) is an error: its
-    edge is neither rule's.
-    """
+def parsed_state(problem: Problem, optimizer: str) -> OptimizerState | None:
+    """The checkpoint's optimizer state as ``optimizer`` reads it: None for ``sgd`` (its rule
+    needs only the groups) and where there is none. Raises for an unknown ``optimizer``."""
     if optimizer not in ("auto", "sgd", "adam"):
         raise InputError(f"`optimizer` {optimizer!r}: use auto, sgd or adam")
+    return _steps.optimizer_state(problem) if optimizer != "sgd" and optimizer_sd(problem) else None
+
+
+def threshold(problem: Problem, lr: float, optimizer: str = "auto",
+              state: OptimizerState | None = None) -> float:
+    """The stability threshold on λ_max for ``lr`` (see the module docstring).
+
+    Adam's and RMSprop's are read from the same parsed state as the preconditioned λ_max they
+    divide (``optimizer_step.adam_threshold``, ``rmsprop_step.rmsprop_threshold``); SGD's from
+    the momentum of the groups that hold parameters. ``auto`` on another optimizer's state
+    (NAdam, Adamax, ...) is an error: its edge is none of these rules'. ``state``: the state
+    ``parsed_state`` gave, where the caller has it (else it is parsed here).
+    """
+    if state is None:
+        state = parsed_state(problem, optimizer)
     sd = optimizer_sd(problem)
     if optimizer != "sgd":
-        state = _steps.optimizer_state(problem) if sd else None
         if state is not None and state.is_adam:
             return adam_threshold(state, lr)[0]
         if state is not None and state.kind == "rmsprop":
@@ -104,8 +114,8 @@ def eos_row(problem: Problem, lambda_max: float, lr: float | None, optimizer: st
     rate = stored_lr(problem) if lr is None else lr
     if lr is None:
         out["lr"] = rate
-    limit = threshold(problem, rate if rate > 0 else 1.0, optimizer)  # and its refusals
-    adam = _steps.optimizer_state(problem) if optimizer in ("auto", "adam") else None
+    adam = parsed_state(problem, optimizer)  # parsed once for the threshold and the edge
+    limit = threshold(problem, rate if rate > 0 else 1.0, optimizer, adam)  # and its refusals
     if adam is not None and adam.is_adaptive:  # the edge is on the preconditioned λ_max
         op = make_operator(problem, "hessian", seed=seed)  # (at lr 0: P at equal rates, ratio 0)
         pc: dict[str, Any] = preconditioned(problem, op, adam, lr, seed=seed + 1)
