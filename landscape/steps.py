@@ -16,7 +16,7 @@ from torch import Tensor
 from .analyses import directions as dirs
 from .errors import InputError
 from .loading.checkpoints import Checkpoint
-from .loading.optimizer import OptimizerState, read_optimizer
+from .loading.optimizer import READ, OptimizerState, read_optimizer
 from .loading.optimizer_kind import display_name, kind_of
 from .problem import Problem
 from .session import _origin, weights_like
@@ -41,15 +41,20 @@ def optimizer_state(problem: Problem, kind: str = "auto", optimizer_order: str |
     shapes = {n: tuple(p.shape) for n, p in problem.model.named_parameters()}
     state = read_optimizer(sd, shapes, kind=kind, order=optimizer_order)
     if state is not None:
-        problem.notes.extend(n for n in state.notes if n not in problem.notes)
+        for note in state.notes:
+            _note(problem, note)
         return state
     other = kind_of(sd)
-    if other not in (None, "adam", "sgd"):
-        note = (f"the optimizer state is {display_name(other)}'s, and only "
-                "Adam/AdamW and SGD states are read: it is not used")
-        if note not in problem.notes:
-            problem.notes.append(note)
+    if other not in (None, *READ):
+        _note(problem, f"the optimizer state is {display_name(other)}'s, and only Adam/AdamW, "
+                       "SGD and RMSprop states are read: it is not used")
     return None
+
+
+def _note(problem: Problem, note: str) -> None:
+    """``note`` on ``problem``, once however often the state is read."""
+    if note not in problem.notes:
+        problem.notes.append(note)
 
 
 def update(
@@ -67,10 +72,9 @@ def update(
     _, grad = problem.loss_and_grad()
     step = dirs.resolve_update(problem, grad, delta, adam, lr)
     if step is not None and step.zero:
-        note = ("the optimizer state's lr is 0 in every param group (a schedule's end): its next "
-                "step is zero, so only its direction is used; `lr` takes the step at a rate")
-        if note not in problem.notes:
-            problem.notes.append(note)
+        _note(problem, "the optimizer state's lr is 0 in every param group (a schedule's end): "
+                       "its next step is zero, so only its direction is used; `lr` takes the "
+                       "step at a rate")
     return step, adam
 
 

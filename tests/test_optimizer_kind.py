@@ -124,5 +124,5 @@ def test_cli_sharpness_on_nadam_says_its_state_is_unused(tmp_path):
     run = run_cli("sharpness", _checkpoint(tmp_path, "NAdam", {}), "--max-samples", "50",
                   "--device", "cpu", "--no-plot", "-o", tmp_path / "s.h5")
     assert run.code == 0, run.stderr
-    assert "NAdam's, and only Adam/AdamW and SGD states are read" in run.stderr
+    assert "NAdam's, and only Adam/AdamW, SGD and RMSprop states are read" in run.stderr
     assert "(Adam)" not in run.stdout and "update (adam)" not in run.stdout

@@ -156,7 +156,7 @@ def read_optimizer(
 ) -> OptimizerState | None:
     """The state of an Adam/AdamW, momentum-SGD or RMSprop ``torch.optim`` state dict by name,
     or None where it holds no moments (SGD without momentum, no step taken yet) or another
-    optimizer's (RMSprop, NAdam, RAdam, Adamax...: ``optimizer_kind.kind_of`` names it).
+    optimizer's (NAdam, RAdam, Adamax...: ``optimizer_kind.kind_of`` names it).
 
     ``named_shapes`` are the model's parameters in ``named_parameters()`` order. ``kind``
     ('auto', 'adam', 'adamw') overrides Adam versus AdamW; ``order`` ('model', 'nanogpt',
