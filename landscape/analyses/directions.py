@@ -22,6 +22,7 @@ from ..errors import InputError
 from ..loading.optimizer import OptimizerState
 from ..problem import Problem
 from .optimizer_step import adam_preconditioner, adam_update, sgd_update
+from .rmsprop_step import rmsprop_update
 
 __all__ = [
     "Update",
@@ -79,8 +80,6 @@ def resolve_update(
         if adam.is_adam:
             return Update(adam_update(problem, adam, grad, rate), "adam", zero)
         if adam.kind == "rmsprop":
-            from .rmsprop_step import rmsprop_update
-
             return Update(rmsprop_update(problem, adam, grad, rate), "rmsprop", zero)
         return Update(sgd_update(problem, adam, grad, rate), "sgd", zero)
     if lr is not None:
