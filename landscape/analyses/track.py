@@ -103,7 +103,8 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         ) -> tuple[dict[str, float], int]:
     """One checkpoint's values (NaN where a metric does not apply) and the matvecs spent."""
     seed, lr, spent = o.get("seed", 0), o.get("lr"), 0
-    out: dict[str, float] = {c: math.nan for c in columns(metrics, lr)}
+    keep = columns(metrics, lr)
+    out: dict[str, float] = {c: math.nan for c in keep}
     ev = problem.evaluate()
     out["loss"] = ev["loss"]
     out["accuracy"] = math.nan if ev.get("accuracy") is None else ev["accuracy"]
@@ -132,7 +133,7 @@ def row(problem: Problem, next_checkpoint: str | None, metrics: list[str], o: di
         values, used = eos.eos_row(problem, out["lambda_max"], lr, o.get("optimizer", "auto"), seed)
         out.update(values)
         spent += used
-    return {k: v for k, v in out.items() if k in columns(metrics, lr)}, spent
+    return {k: v for k, v in out.items() if k in keep}, spent
 
 
 def _resume(out: str, result: TrackResult) -> int:
