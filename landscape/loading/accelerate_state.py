@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 
-from landscape.errors import InputError
-from landscape.loading.imports import one_line
 from landscape.loading.optimizer import load_optimizer_file
 
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
@@ -44,6 +42,4 @@ def read_folder(path: str, trust: bool = False):  # noqa: ANN201 - a Checkpoint 
         digest.update(f"{OPTIMIZER} {file_sha256(optimizer)}\n".encode())
     ckpt.path, ckpt.format, ckpt.sha256 = path, FORMAT, digest.hexdigest()
     ckpt.metadata = {**ckpt.metadata, "notes": [note]} if note else ckpt.metadata
-    if not ckpt.state_dict:
-        raise InputError(f"{path}: the weights hold no tensors ({one_line(weights)})")
-    return ckpt
+    return ckpt  # (load_checkpoint refused weights without tensors)
